@@ -1,0 +1,1 @@
+"""Built-in search-space DSL files (`*.yaml`); the grammar is documented in README.md here."""

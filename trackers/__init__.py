@@ -1,0 +1,1 @@
+"""Tracker models and tracking pipelines: every tracker implements `trackers.base.Tracker`."""
