@@ -1,23 +1,18 @@
 """The one `tracknas` entry point: each subcommand is a thin call into a module.
 
-Subsystems own their commands: a module listed in `COMMAND_MODULES` exposes
-`register(subparsers)` which adds its parsers and sets `func(args) -> int` on each.
+Every module in `nas.commands` exposes `register(subparsers)`, which adds its parsers and sets
+`func(args) -> int` on each; modules are discovered, so commands never edit this file.
 User errors (`TrackNASError`) print one line to stderr and exit with code 2.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
+import nas.commands
 from nas.errors import TrackNASError
-
-COMMAND_MODULES = (
-    "nas.space.commands",
-    "nas.cost.commands",
-    "nas.data.commands",
-    "nas.fitness.commands",
-)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tracknas", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for info in sorted(pkgutil.iter_modules(nas.commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"nas.commands.{info.name}").register(sub)
     return parser
 
 
