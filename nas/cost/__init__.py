@@ -1,0 +1,1 @@
+"""Cost models: fvcore reference counts, the exact per-choice lookup table, measured latency."""

@@ -1,0 +1,88 @@
+"""Constrained sampling that cannot loop forever.
+
+Feasibility is decided up front from the table's exact minima; then uniform rejection sampling
+draws from the feasible set. Only when a bound admits a tiny fraction of the space does the sampler
+fall back to repairing a uniform draw gene by gene towards the cheapest architecture, which is
+feasible by the up-front check, so the loop always ends.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from nas.cost.table import CostTable, cost_table
+from nas.errors import TrackNASError
+from nas.space.space import Arch, SearchSpace
+from nas.space.spec import Bounds
+
+REJECTION_TRIES = 2000
+
+
+def cheapest_genotype(space: SearchSpace, table: CostTable, column: str) -> tuple[int, ...]:
+    """The genotype minimising FLOPs or params: per output position, each gene at its cheapest option."""
+    best, best_cost = None, None
+    measure = table.flops if column == "flops" else table.params
+    for p in range(len(space.genes[space.output_gene].options)):
+        genotype = [0] * len(space.genes)
+        genotype[space.output_gene] = p
+        for i, gene in enumerate(space.genes):
+            if i == space.output_gene:
+                continue
+            costs = []
+            for option in range(len(gene.options)):
+                genotype[i] = option
+                costs.append(measure(tuple(genotype)))
+            genotype[i] = int(np.argmin(costs))
+        # head layer costs depend on the head's channel choice: settle channels, then layers again
+        for i, gene in enumerate(space.genes):
+            if i != space.output_gene:
+                costs = []
+                for option in range(len(gene.options)):
+                    genotype[i] = option
+                    costs.append(measure(tuple(genotype)))
+                genotype[i] = int(np.argmin(costs))
+        cost = measure(tuple(genotype))
+        if best_cost is None or cost < best_cost:
+            best, best_cost = tuple(genotype), cost
+    return best
+
+
+def check_feasible(space: SearchSpace, bounds: Bounds) -> tuple[int, ...]:
+    """Return a feasible anchor genotype, or raise a one-line error saying which bound is impossible."""
+    return _feasible_anchor(space.hash, space, bounds)
+
+
+@lru_cache(maxsize=64)
+def _feasible_anchor(space_hash: str, space: SearchSpace, bounds: Bounds) -> tuple[int, ...]:
+    table = cost_table(space)
+    extremes = table.extremes()
+    for name, bound in (("flops", bounds.flops), ("params", bounds.params)):
+        if bound is not None and extremes[name][0] > bound:
+            raise TrackNASError(f"infeasible bound: {name} <= {bound:,} but the smallest architecture of space "
+                                f"{space.name!r} has {extremes[name][0]:,} {name}")
+    for column in ("flops", "params"):
+        anchor = cheapest_genotype(space, table, column)
+        if bounds.admits({"flops": table.flops(anchor), "params": table.params(anchor)}):
+            return anchor
+    raise TrackNASError(f"infeasible bounds: no architecture of space {space.name!r} meets flops <= "
+                        f"{bounds.flops} and params <= {bounds.params} together")
+
+
+def sample_within(space: SearchSpace, rng: np.random.Generator, bounds: Bounds) -> Arch:
+    table = cost_table(space)
+    anchor = check_feasible(space, bounds)
+
+    def admits(genotype: tuple[int, ...]) -> bool:
+        return bounds.admits({"flops": table.flops(genotype), "params": table.params(genotype)})
+
+    for _ in range(REJECTION_TRIES):
+        genotype = space.random_genotype(rng)
+        if admits(genotype):
+            return Arch(space, genotype)
+    genotype = list(space.random_genotype(rng))
+    while not admits(tuple(genotype)):
+        differing = [i for i, (g, a) in enumerate(zip(genotype, anchor)) if g != a]
+        i = differing[int(rng.integers(len(differing)))]
+        genotype[i] = anchor[i]
+    return Arch(space, tuple(genotype))

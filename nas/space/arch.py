@@ -1,0 +1,99 @@
+"""The JSON form of an architecture: the only serialized form, versioned and self-checking.
+
+```json
+{"schema": "tracknas.arch/v1", "space": "lighttrack-mobile", "space_hash": "…", "arch_id": "…",
+ "choices": {"backbone.c24.0": "ir_k7_e4_se0.25", …, "backbone.output": "c96.2",
+             "heads.cls.channels": "256", "heads.cls.0": "sep_k5", …},
+ "cost": {"params": …, "flops": …, "template_flops": …}, "provenance": {…}, "fitness": …}
+```
+`choices` alone defines the architecture; `cost`, `provenance`, `fitness` and `metrics` are
+informational and carried through untouched. A JSON made for another space (name or hash differs)
+is rejected, so an architecture can never be silently rebuilt in a changed space.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nas.errors import ArchError
+from nas.io import atomic_write_json
+from nas.space.space import Arch, SearchSpace
+
+SCHEMA = "tracknas.arch/v1"
+_INFO_KEYS = ("cost", "provenance", "fitness", "metrics")
+_KEYS = {"schema", "space", "space_hash", "arch_id", "choices", *_INFO_KEYS}
+
+
+def arch_to_json(arch: Arch, **info: Any) -> dict:
+    unknown = set(info) - set(_INFO_KEYS)
+    if unknown:
+        raise ValueError(f"unknown info keys {sorted(unknown)}; expected {_INFO_KEYS}")
+    obj = {"schema": SCHEMA, "space": arch.space.name, "space_hash": arch.space.hash, "arch_id": arch.arch_id,
+           "choices": arch.choices}
+    obj.update({k: v for k, v in info.items() if v is not None})
+    return obj
+
+
+def arch_from_json(obj: Any, space: SearchSpace | None = None, *, source: str = "<json>") -> Arch:
+    """Validate `obj` against its space (resolved by name when not given) and build the Arch."""
+    def fail(key: str, message: str) -> ArchError:
+        return ArchError(message, source=source, key=key)
+
+    if not isinstance(obj, dict):
+        raise fail("", f"expected a JSON object, got {type(obj).__name__}")
+    for key in ("schema", "space", "space_hash", "choices"):
+        if key not in obj:
+            raise fail(key, "missing required key")
+    unknown = sorted(set(obj) - _KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key; expected one of {', '.join(sorted(_KEYS))}")
+    if obj["schema"] != SCHEMA:
+        raise fail("schema", f"expected {SCHEMA!r}, got {obj['schema']!r}")
+    if space is None:
+        from nas.space.registry import load_space
+
+        space = load_space(str(obj["space"]))
+    if obj["space"] != space.name:
+        raise fail("space", f"architecture is for space {obj['space']!r}, expected {space.name!r}")
+    if obj["space_hash"] != space.hash:
+        raise fail("space_hash", f"architecture was made for a different version of space {space.name!r} "
+                   f"(hash {obj['space_hash']!r}, expected {space.hash!r})")
+    choices = obj["choices"]
+    if not isinstance(choices, dict):
+        raise fail("choices", "expected an object mapping gene name -> option")
+    extra = sorted(set(choices) - set(space.gene_index))
+    if extra:
+        raise fail(f"choices.{extra[0]}", f"unknown gene for space {space.name!r}")
+    genotype = []
+    for gene in space.genes:
+        if gene.name not in choices:
+            raise fail(f"choices.{gene.name}", "missing gene")
+        value = str(choices[gene.name])
+        if value not in gene.labels:
+            raise fail(f"choices.{gene.name}", f"expected one of {', '.join(gene.labels)}, got {choices[gene.name]!r}")
+        genotype.append(gene.index_of(value))
+    arch = Arch(space, tuple(genotype))
+    if "arch_id" in obj and obj["arch_id"] != arch.arch_id:
+        raise fail("arch_id", f"does not match the choices (expected {arch.arch_id!r}, got {obj['arch_id']!r})")
+    return arch
+
+
+def load_arch_json(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ArchError(f"cannot read architecture file ({err.strerror})", source=str(path)) from None
+    except json.JSONDecodeError as err:
+        raise ArchError(f"not valid JSON ({err.msg} at line {err.lineno} column {err.colno})",
+                        source=str(path)) from None
+
+
+def load_arch(path: str | Path, space: SearchSpace | None = None) -> Arch:
+    """Read and validate an architecture JSON file (its space resolved by name unless given)."""
+    return arch_from_json(load_arch_json(path), space, source=str(path))
+
+
+def save_arch(path: str | Path, arch: Arch, **info: Any) -> Path:
+    return atomic_write_json(path, arch_to_json(arch, **info))

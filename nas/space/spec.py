@@ -1,0 +1,370 @@
+"""Parse and validate a search-space DSL file (YAML, safe loader) into typed, frozen specs.
+
+Validation happens here, once, so everything downstream (genes, builder, cost model) can trust the
+spec. Each error is one line naming the file, the key path (e.g. `backbone.stages[2].ops[1]`) and
+what was expected. The grammar is documented in `search_spaces/README.md`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.errors import SpecError
+from nas.space.grammar import OpSpec, parse_op
+
+SCHEMA_VERSION = 1
+_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
+_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMG]?)\s*$", re.IGNORECASE)
+
+
+def parse_quantity(value: object, *, source: str = "", key: str = "") -> int:
+    """'600M' -> 600_000_000, '2M' -> 2_000_000, 1.5e6 -> 1_500_000 (FLOPs/params bounds)."""
+    if isinstance(value, bool):
+        raise SpecError(f"expected a number like 600M or 2000000, got {value!r}", source=source, key=key)
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise SpecError(f"expected a non-negative number, got {value!r}", source=source, key=key)
+        return int(value)
+    match = _QUANTITY.match(str(value))
+    if not match:
+        raise SpecError(f"expected a number like 600M or 2000000, got {value!r}", source=source, key=key)
+    return int(round(float(match.group(1)) * _SUFFIX[match.group(2).upper()]))
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Upper bounds on the cost of an architecture (None = unbounded)."""
+
+    flops: int | None = None
+    params: int | None = None
+    latency_ms: float | None = None
+
+    def admits(self, cost: dict) -> bool:
+        return ((self.flops is None or cost["flops"] <= self.flops)
+                and (self.params is None or cost["params"] <= self.params)
+                and (self.latency_ms is None or cost.get("latency_ms", 0.0) <= self.latency_ms))
+
+
+@dataclass(frozen=True)
+class SEConfig:
+    gate: str = "hard_sigmoid"
+    act: str = "relu"
+    divisor: int = 8
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A searchable stage: `depth` choice blocks; only the first has `stride` (and may change channels)."""
+
+    name: str
+    channels: int
+    depth: int
+    stride: int
+    ops: tuple[OpSpec, ...]
+    first_ops: tuple[OpSpec, ...]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    act: str
+    se: SEConfig
+    stem: OpSpec
+    fixed: tuple[OpSpec, ...]
+    stages: tuple[StageSpec, ...]
+    output: tuple[str, ...]  # names of the stages whose blocks may be the output position
+
+
+@dataclass(frozen=True)
+class NeckSpec:
+    type: str
+    channels: int
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A searchable head branch (type `tower`: a stack of DSConv/skip layers with a width choice)."""
+
+    name: str
+    type: str
+    channels: tuple[int, ...]
+    depth: int
+    ops: tuple[OpSpec, ...]
+    first_ops: tuple[OpSpec, ...]
+    outputs: int
+    activation: str
+    scale: float
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    name: str
+    description: str
+    template_size: int
+    search_size: int
+    backbone: BackboneSpec
+    neck: NeckSpec
+    heads: tuple[HeadSpec, ...]
+    constraints: dict[str, Bounds]
+    source: str
+
+    @property
+    def hash(self) -> str:
+        """Content hash of the normalised spec: comments, ordering of keys and file name don't count."""
+        body = asdict(self)
+        body.pop("source")
+        body.pop("description")
+        text = json.dumps(body, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class _Reader:
+    """Typed access to a YAML mapping that reports the file and key path on every mistake."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, message: str) -> SpecError:
+        return SpecError(message, source=self.source, key=key)
+
+    def mapping(self, node: Any, key: str, allowed: set[str], required: set[str]) -> dict:
+        if not isinstance(node, dict):
+            raise self.fail(key, f"expected a mapping, got {type(node).__name__}")
+        unknown = sorted(set(map(str, node)) - allowed)
+        if unknown:
+            raise self.fail(f"{key}.{unknown[0]}" if key else unknown[0],
+                            f"unknown key; expected one of {', '.join(sorted(allowed))}")
+        for name in sorted(required):
+            if name not in node:
+                raise self.fail(f"{key}.{name}" if key else name, "missing required key")
+        return node
+
+    def integer(self, node: dict, key: str, name: str, *, minimum: int = 1, default: int | None = None) -> int:
+        value = node.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(f"{key}.{name}", f"expected an integer >= {minimum}, got {value!r}")
+        return value
+
+    def number(self, node: dict, key: str, name: str, default: float) -> float:
+        value = node.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(f"{key}.{name}", f"expected a number, got {value!r}")
+        return float(value)
+
+    def text(self, node: dict, key: str, name: str, choices: tuple[str, ...] | None = None,
+             default: str | None = None) -> str:
+        value = node.get(name, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{key}.{name}", f"expected a string, got {value!r}")
+        if choices and value not in choices:
+            raise self.fail(f"{key}.{name}", f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def op_list(self, node: Any, key: str, named: dict[str, tuple[OpSpec, ...]]) -> tuple[OpSpec, ...]:
+        """A choice list: inline op strings and/or names of lists declared under `choices`."""
+        items = [node] if isinstance(node, str) else node
+        if not isinstance(items, list):
+            raise self.fail(key, f"expected a list of op strings, got {type(node).__name__}")
+        ops: list[OpSpec] = []
+        for i, item in enumerate(items):
+            if isinstance(item, str) and item in named:
+                ops.extend(named[item])
+            else:
+                ops.append(parse_op(item, source=self.source, key=f"{key}[{i}]"))
+        if not ops:
+            raise self.fail(key, "empty choice list; expected at least one op")
+        labels = [op.label for op in ops]
+        duplicate = next((lab for lab in labels if labels.count(lab) > 1), None)
+        if duplicate:
+            raise self.fail(key, f"op {duplicate!r} listed twice")
+        return tuple(ops)
+
+
+def load_spec_file(path: str | Path) -> SpaceSpec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(f"cannot read search-space file ({err.strerror})", source=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        raise SpecError(f"not valid YAML ({getattr(err, 'problem', err)})", source=str(path), key=where) from None
+    return parse_spec(data, source=str(path))
+
+
+def parse_spec(data: Any, *, source: str) -> SpaceSpec:
+    r = _Reader(source)
+    top = r.mapping(data, "", {"name", "description", "version", "input", "backbone", "neck", "heads",
+                               "constraints"}, {"name", "input", "backbone", "neck", "heads"})
+    version = top.get("version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise r.fail("version", f"expected DSL version {SCHEMA_VERSION}, got {version!r}")
+    name = r.text(top, "", "name")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
+        raise r.fail("name", f"expected lowercase letters, digits, '.', '_' or '-', got {name!r}")
+    inputs = r.mapping(top["input"], "input", {"template", "search"}, {"template", "search"})
+    template_size = r.integer(inputs, "input", "template", minimum=16)
+    search_size = r.integer(inputs, "input", "search", minimum=16)
+    if search_size < template_size:
+        raise r.fail("input.search", f"expected search size >= template size {template_size}, got {search_size}")
+    backbone = _parse_backbone(r, top["backbone"])
+    neck = _parse_neck(r, top["neck"])
+    heads = _parse_heads(r, top["heads"])
+    constraints = _parse_constraints(r, top.get("constraints", {}))
+    spec = SpaceSpec(name=name, description=str(top.get("description", "")).strip(),
+                     template_size=template_size, search_size=search_size, backbone=backbone, neck=neck,
+                     heads=heads, constraints=constraints, source=source)
+    _check_geometry(r, spec)
+    return spec
+
+
+def _parse_backbone(r: _Reader, node: Any) -> BackboneSpec:
+    key = "backbone"
+    bb = r.mapping(node, key, {"act", "se", "stem", "fixed", "choices", "stages", "output"},
+                   {"stem", "stages", "output"})
+    act = r.text(bb, key, "act", ("relu", "swish", "hswish"), default="swish")
+    se_node = r.mapping(bb.get("se", {}), f"{key}.se", {"gate", "act", "divisor"}, set())
+    se = SEConfig(gate=r.text(se_node, f"{key}.se", "gate", ("hard_sigmoid", "sigmoid"), default="hard_sigmoid"),
+                  act=r.text(se_node, f"{key}.se", "act", ("relu", "swish", "hswish"), default="relu"),
+                  divisor=r.integer(se_node, f"{key}.se", "divisor", default=8))
+    stem = parse_op(bb["stem"], source=r.source, key=f"{key}.stem")
+    if stem.type != "conv" or stem.stride is None or stem.channels is None:
+        raise r.fail(f"{key}.stem", f"expected a conv op with stride and channels like 'conv_k3_s2_c16', got {bb['stem']!r}")
+    fixed_node = bb.get("fixed", [])
+    if not isinstance(fixed_node, list):
+        raise r.fail(f"{key}.fixed", "expected a list of op strings")
+    fixed = tuple(parse_op(t, source=r.source, key=f"{key}.fixed[{i}]") for i, t in enumerate(fixed_node))
+    for i, op in enumerate(fixed):
+        if op.is_skip or op.channels is None:
+            raise r.fail(f"{key}.fixed[{i}]", f"fixed blocks need explicit channels (c<int>), got {op.label!r}")
+    named: dict[str, tuple[OpSpec, ...]] = {}
+    choices = r.mapping(bb.get("choices", {}), f"{key}.choices", set(map(str, bb.get("choices", {}) or {})), set())
+    for cname, items in choices.items():
+        named[str(cname)] = r.op_list(items, f"{key}.choices.{cname}", {})
+    stages_node = bb["stages"]
+    if not isinstance(stages_node, list) or not stages_node:
+        raise r.fail(f"{key}.stages", "expected a non-empty list of stages")
+    stages = []
+    for i, st in enumerate(stages_node):
+        skey = f"{key}.stages[{i}]"
+        st = r.mapping(st, skey, {"name", "channels", "depth", "stride", "ops", "first_ops"},
+                       {"name", "channels", "depth", "stride", "ops"})
+        stride = r.integer(st, skey, "stride")
+        if stride not in (1, 2):
+            raise r.fail(f"{skey}.stride", f"expected 1 or 2, got {stride}")
+        ops = r.op_list(st["ops"], f"{skey}.ops", named)
+        first_ops = r.op_list(st["first_ops"], f"{skey}.first_ops", named) if "first_ops" in st else ops
+        for label, group in (("ops", ops), ("first_ops", first_ops)):
+            for j, op in enumerate(group):
+                if op.type not in ("ir", "ds", "conv", "skip"):
+                    raise r.fail(f"{skey}.{label}[{j}]", f"expected a backbone op (ir, ds, conv, skip), got {op.label!r}")
+                if op.stride is not None or op.channels is not None:
+                    raise r.fail(f"{skey}.{label}[{j}]", f"stage ops take stride and channels from the stage; "
+                                 f"remove s/c from {op.label!r}")
+        missing = [op.label for op in first_ops if op not in ops]
+        if missing:
+            raise r.fail(f"{skey}.first_ops", f"expected a subset of ops; {missing[0]!r} is not in ops")
+        stages.append(StageSpec(name=r.text(st, skey, "name"), channels=r.integer(st, skey, "channels"),
+                                depth=r.integer(st, skey, "depth"), stride=stride, ops=ops, first_ops=first_ops))
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise r.fail(f"{key}.stages", "stage names must be unique")
+    in_ch = fixed[-1].channels if fixed else stem.channels
+    for i, st in enumerate(stages):
+        changes_shape = st.stride != 1 or st.channels != in_ch
+        if changes_shape and any(op.is_skip for op in st.first_ops):
+            raise r.fail(f"{key}.stages[{i}].first_ops", f"the first block of stage {st.name!r} changes "
+                         f"channels {in_ch}->{st.channels} or stride {st.stride}, so it cannot be 'skip'; "
+                         "give first_ops without skip")
+        in_ch = st.channels
+    output = bb["output"]
+    output = [output] if isinstance(output, str) else output
+    if not isinstance(output, list) or not output:
+        raise r.fail(f"{key}.output", "expected a non-empty list of stage names")
+    for i, sname in enumerate(output):
+        if sname not in names:
+            raise r.fail(f"{key}.output[{i}]", f"unknown stage {sname!r}; expected one of {', '.join(names)}")
+    return BackboneSpec(act=act, se=se, stem=stem, fixed=fixed, stages=tuple(stages), output=tuple(output))
+
+
+def _parse_neck(r: _Reader, node: Any) -> NeckSpec:
+    neck = r.mapping(node, "neck", {"type", "channels"}, {"type", "channels"})
+    return NeckSpec(type=r.text(neck, "neck", "type", ("pixelwise",)), channels=r.integer(neck, "neck", "channels"))
+
+
+def _parse_heads(r: _Reader, node: Any) -> tuple[HeadSpec, ...]:
+    if not isinstance(node, dict) or not node:
+        raise r.fail("heads", "expected a non-empty mapping of head name -> head spec")
+    heads = []
+    for hname, h in node.items():
+        key = f"heads.{hname}"
+        h = r.mapping(h, key, {"type", "channels", "depth", "ops", "first_ops", "outputs", "activation", "scale"},
+                      {"type", "channels", "depth", "ops", "outputs"})
+        htype = r.text(h, key, "type", ("tower",))
+        chans = h["channels"]
+        if not isinstance(chans, list) or not chans:
+            raise r.fail(f"{key}.channels", "empty choice list; expected a list of positive integers")
+        for i, c in enumerate(chans):
+            if isinstance(c, bool) or not isinstance(c, int) or c < 1:
+                raise r.fail(f"{key}.channels[{i}]", f"expected a positive integer, got {c!r}")
+        if len(set(chans)) != len(chans):
+            raise r.fail(f"{key}.channels", "channel choices must be distinct")
+        ops = r.op_list(h["ops"], f"{key}.ops", {})
+        first_ops = r.op_list(h["first_ops"], f"{key}.first_ops", {}) if "first_ops" in h else ops
+        for label, group in (("ops", ops), ("first_ops", first_ops)):
+            for j, op in enumerate(group):
+                if op.type not in ("sep", "conv", "skip"):
+                    raise r.fail(f"{key}.{label}[{j}]", f"expected a head op (sep, conv, skip), got {op.label!r}")
+        if any(op.is_skip for op in first_ops):
+            raise r.fail(f"{key}.first_ops", "layer 0 maps the neck width to the head width, so it cannot be "
+                         "'skip'; give first_ops without skip")
+        missing = [op.label for op in first_ops if op not in ops]
+        if missing:
+            raise r.fail(f"{key}.first_ops", f"expected a subset of ops; {missing[0]!r} is not in ops")
+        heads.append(HeadSpec(name=str(hname), type=htype, channels=tuple(chans),
+                              depth=r.integer(h, key, "depth"), ops=ops, first_ops=first_ops,
+                              outputs=r.integer(h, key, "outputs"),
+                              activation=r.text(h, key, "activation", ("none", "relu"), default="none"),
+                              scale=r.number(h, key, "scale", 1.0)))
+    return tuple(heads)
+
+
+def _parse_constraints(r: _Reader, node: Any) -> dict[str, Bounds]:
+    if not isinstance(node, dict):
+        raise r.fail("constraints", "expected a mapping of preset name -> {flops, params, latency_ms}")
+    presets = {}
+    for pname, b in node.items():
+        key = f"constraints.{pname}"
+        b = r.mapping(b, key, {"flops", "params", "latency_ms"}, set())
+        presets[str(pname)] = Bounds(
+            flops=parse_quantity(b["flops"], source=r.source, key=f"{key}.flops") if "flops" in b else None,
+            params=parse_quantity(b["params"], source=r.source, key=f"{key}.params") if "params" in b else None,
+            latency_ms=r.number(b, key, "latency_ms", 0.0) if "latency_ms" in b else None)
+    return presets
+
+
+def conv_out(size: int, stride: int) -> int:
+    """Output side of a 'same'-padded odd-kernel conv: floor((size - 1) / stride) + 1."""
+    return (size - 1) // stride + 1
+
+
+def _check_geometry(r: _Reader, spec: SpaceSpec) -> None:
+    """Every output position must leave a template feature map of at least 1x1."""
+    bb = spec.backbone
+    strides = [bb.stem.stride] + [op.stride or 1 for op in bb.fixed]
+    size = spec.template_size
+    for s in strides:
+        size = conv_out(size, s)
+    for i, st in enumerate(bb.stages):
+        size = conv_out(size, st.stride)
+        if size < 1 and st.name in bb.output:
+            raise r.fail(f"backbone.stages[{i}].stride", f"template features vanish at stage {st.name!r}; "
+                         f"expected a template size large enough for the total stride")

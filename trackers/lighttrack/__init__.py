@@ -1,0 +1,1 @@
+"""LightTrack: building blocks, the standalone subnet model, and the tracking pipeline."""

@@ -1,0 +1,69 @@
+"""Where each block sits: its channels, stride and the feature size it sees, for any input size.
+
+Shared by the subnet builder and the cost table so both agree on every block's context.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nas.space.space import OutputPosition, SearchSpace
+from nas.space.spec import SpaceSpec, conv_out
+
+
+@dataclass(frozen=True)
+class BlockSlot:
+    gene: int
+    stage: int
+    block: int
+    cin: int
+    cout: int
+    stride: int
+
+
+def stem_plan(spec: SpaceSpec) -> list[tuple[int, int, int]]:
+    """(cin, cout, stride) of the stem conv and each fixed block."""
+    plan, cin = [], 3
+    for op in (spec.backbone.stem, *spec.backbone.fixed):
+        plan.append((cin, op.channels, op.stride or 1))
+        cin = op.channels
+    return plan
+
+
+def block_slots(space: SearchSpace) -> list[BlockSlot]:
+    """One slot per searchable block gene, in gene order."""
+    stages = space.spec.backbone.stages
+    cin = stem_plan(space.spec)[-1][1]
+    slots = []
+    for gene, s, b in space.block_genes:
+        stage = stages[s]
+        first = b == 0
+        slots.append(BlockSlot(gene, s, b, cin if first else stage.channels, stage.channels,
+                               stage.stride if first else 1))
+        if first:
+            cin = stage.channels
+    return slots
+
+
+def stem_output_size(spec: SpaceSpec, image_size: int) -> int:
+    size = image_size
+    for _, _, stride in stem_plan(spec):
+        size = conv_out(size, stride)
+    return size
+
+
+def slot_input_size(space: SearchSpace, slot: BlockSlot, image_size: int) -> int:
+    size = stem_output_size(space.spec, image_size)
+    for stage in space.spec.backbone.stages[: slot.stage]:
+        size = conv_out(size, stage.stride)
+    return size if slot.block == 0 else conv_out(size, space.spec.backbone.stages[slot.stage].stride)
+
+
+def output_geometry(space: SearchSpace, position: OutputPosition, image_size: int) -> tuple[int, int, int]:
+    """(channels, spatial size, total stride) of the backbone features at an output position."""
+    size = stem_output_size(space.spec, image_size)
+    stride = 1
+    for _, _, s in stem_plan(space.spec):
+        stride *= s
+    for stage in space.spec.backbone.stages[: position.stage + 1]:
+        size, stride = conv_out(size, stage.stride), stride * stage.stride
+    return space.spec.backbone.stages[position.stage].channels, size, stride
