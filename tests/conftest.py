@@ -21,3 +21,33 @@ def otb_root() -> Path:
     if not (root / "Crossing" / "groundtruth_rect.txt").is_file():
         pytest.fail(f"real OTB sample not found at {root}; set TRACKNAS_SHARED to the shared/ folder")
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cost_cache(tmp_path_factory):
+    """Cost tables are built fresh per test session, never read from or written to the user's cache."""
+    path = tmp_path_factory.mktemp("tracknas_cache")
+    old = os.environ.get("TRACKNAS_CACHE_DIR")
+    os.environ["TRACKNAS_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("TRACKNAS_CACHE_DIR", None)
+    else:
+        os.environ["TRACKNAS_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def mobile_space():
+    from nas.space import load_space
+
+    return load_space("lighttrack-mobile")
+
+
+@pytest.fixture(scope="session")
+def large_space():
+    from nas.space import load_space
+
+    return load_space("lighttrack-large")
+
+
+LIGHTTRACK_MOBILE = "back_04502514044521042540+cls_211000022+reg_100000111_ops_32"

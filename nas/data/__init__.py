@@ -1,0 +1,1 @@
+"""Tracking data: dataset readers, the synthetic default data, and training-pair sampling."""
