@@ -1,0 +1,397 @@
+"""Readers for GOT-10k, LaSOT, OTB-100 and TrackingNet trees, each returning `list[Sequence]`.
+
+Layouts follow the toolkits' own loaders (shared/notes/evaluation.md §2). Every structural problem
+(missing file or frame, annotation/frame count mismatch, malformed number, bad label, invalid
+ground-truth box where the target is scored) raises a one-line `DataError` naming the file and the
+sequence, because a silently shortened or shifted sequence would give a wrong score. Frame files
+are checked for existence here (one directory listing per sequence) and decoded lazily by
+`Sequence.frame`, so opening thousands of videos stays cheap.
+
+Ground-truth boxes may be invalid (NaN, w or h <= 0) only where the format says the target is not
+scored: GOT-10k frames with cover == 0, LaSOT frames flagged fully occluded or out of view, and
+TrackingNet boxes of zero size (pytracking reads those as "target not visible"). NaN rows in such
+frames are accepted with a `DataWarning`, as pytracking does for absent UAV frames; the first
+frame's box must always be valid because it initialises the tracker.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from nas.data.sequence import Sequence
+from nas.errors import DataError
+
+_FIELD_SEPARATOR = re.compile(r"[,\s]+")
+GOT10K_SPLITS = ("train", "val", "test")
+# OTB-100 sequences whose annotated frames are not simply 1..len(groundtruth) (evaluation.md §2).
+_OTB_FRAME_RANGES = {"David": (300, 770), "BlurCar1": (247, 988), "BlurCar3": (3, 359),
+                     "BlurCar4": (18, 397), "Football1": (1, 74), "Freeman3": (1, 460),
+                     "Freeman4": (1, 283), "Diving": (1, 215), "Tiger1": (6, 354)}
+_OTB_INIT_OMIT = {"Tiger1": 5}  # ground-truth rows dropped with the omitted first frames
+_OTB_NAME_DIGITS = {"Board": 5}
+
+
+class DataWarning(UserWarning):
+    """A documented, tolerated oddity in a dataset (e.g. NaN boxes in frames where the target is absent)."""
+
+
+def _seq_key(name: str) -> str:
+    return f"sequence {name}"
+
+
+def read_numbers(path: Path, *, key: str, columns: int | None = None) -> np.ndarray:
+    """Numbers of a text table split on commas/whitespace (CRLF ok): (rows, columns), or flat if None.
+
+    Blank lines are skipped; a non-number, a row of the wrong width or an empty file is a DataError.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError("file is missing", source=str(path), key=key) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read the file as text ({err.__class__.__name__})",
+                        source=str(path), key=key) from None
+    rows: list[list[float]] = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        fields = [field for field in _FIELD_SEPARATOR.split(line.strip()) if field]
+        if not fields:
+            continue
+        try:
+            values = [float(field) for field in fields]
+        except ValueError:
+            raise DataError(f"line {line_no}: expected numbers separated by commas or whitespace, got {line.strip()[:40]!r}",
+                            source=str(path), key=key) from None
+        if columns is not None and len(values) != columns:
+            raise DataError(f"line {line_no}: expected {columns} values, got {len(values)}", source=str(path), key=key)
+        rows.append(values)
+    if not rows:
+        raise DataError("file is empty; expected at least one line of numbers", source=str(path), key=key)
+    if columns is None:
+        return np.array([value for row in rows for value in row], dtype=np.float64)
+    return np.array(rows, dtype=np.float64)
+
+
+def _read_labels(path: Path, n_frames: int, max_value: int, key: str) -> np.ndarray:
+    """Per-frame integer labels in 0..max_value (one per line or one comma line); length must match."""
+    values = read_numbers(path, key=key)
+    if len(values) != n_frames:
+        raise DataError(f"has {len(values)} labels but the sequence has {n_frames} frames", source=str(path), key=key)
+    bad = np.flatnonzero((values != np.round(values)) | (values < 0) | (values > max_value))
+    if bad.size:
+        raise DataError(f"label {bad[0] + 1}: expected an integer 0..{max_value}, got {values[bad[0]]:g}",
+                        source=str(path), key=key)
+    return values.astype(np.int64)
+
+
+def _check_boxes(boxes: np.ndarray, path: Path, key: str, scored: np.ndarray | None = None) -> None:
+    """Reject invalid boxes (non-finite, w or h <= 0) in frames that are scored; warn on NaN elsewhere."""
+    invalid = ~np.isfinite(boxes).all(axis=1) | ~(boxes[:, 2] > 0) | ~(boxes[:, 3] > 0)
+    must_be_valid = np.ones(len(boxes), dtype=bool) if scored is None else scored.copy()
+    must_be_valid[0] = True
+    bad = np.flatnonzero(invalid & must_be_valid)
+    if bad.size:
+        row = bad[0]
+        where = "initial box" if row == 0 else "box of a frame where the target is visible"
+        raise DataError(f"line {row + 1}: the {where} must be finite with w, h > 0, got {boxes[row].tolist()}",
+                        source=str(path), key=key)
+    tolerated_nan = np.isnan(boxes).any(axis=1) & ~must_be_valid
+    if tolerated_nan.any():
+        warnings.warn(f"{path}: {key}: {int(tolerated_nan.sum())} NaN boxes in frames where the target is absent; "
+                      "they are not scored as hits", DataWarning, stacklevel=3)
+
+
+def _image_names(folder: Path, key: str) -> set[str]:
+    """Names of the .jpg files in `folder` (one listing; existence only, no decoding)."""
+    if not folder.is_dir():
+        raise DataError("image folder is missing", source=str(folder), key=key)
+    return {name for name in os.listdir(folder) if name.lower().endswith(".jpg")}
+
+
+def _frame_paths(folder: Path, names: list[str], present: set[str], key: str) -> list[Path]:
+    """Paths of the expected frame files; a DataError naming the first missing one."""
+    if not names:
+        raise DataError("holds no frames", source=str(folder), key=key)
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise DataError(f"{len(missing)} of {len(names)} frames missing, first {missing[0]} "
+                        f"(expected {names[0]}..{names[-1]})", source=str(folder), key=key)
+    return [folder / name for name in names]
+
+
+def _check_no_extra_frames(folder: Path, n_images: int, n_boxes: int, gt_path: Path, key: str) -> None:
+    if n_images != n_boxes:
+        raise DataError(f"{gt_path.name} has {n_boxes} boxes but the folder has {n_images} frames",
+                        source=str(folder), key=key)
+
+
+def _read_list(path: Path, key: str) -> list[str]:
+    if not path.is_file():
+        raise DataError("list.txt is missing", source=str(path), key=key)
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise DataError("list.txt lists no sequences; expected one sequence folder name per line",
+                        source=str(path), key=key)
+    return names
+
+
+def _read_resolution(path: Path, key: str) -> tuple[int, int]:
+    """(W, H) from the `resolution: (W, H)` line of a GOT-10k meta_info.ini (the IoU clip bound)."""
+    if not path.is_file():
+        raise DataError("meta_info.ini is missing; expected a 'resolution: (W, H)' line", source=str(path), key=key)
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():  # free-text fields may be odd
+        field, _, value = line.partition(":")
+        if field.strip() != "resolution":
+            continue
+        try:
+            width, height = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError, TypeError):
+            break
+        if all(isinstance(v, (int, float)) and v > 0 for v in (width, height)):
+            return int(width), int(height)
+        break
+    raise DataError("expected a line 'resolution: (W, H)' with two positive numbers", source=str(path), key=key)
+
+
+# ------------------------------------------------------------------------------------------ GOT-10k
+def _got10k_split_dir(root: Path, split: str | None) -> Path:
+    if split is not None:
+        if split not in GOT10K_SPLITS:
+            raise DataError(f"unknown GOT-10k split {split!r}; expected one of {', '.join(GOT10K_SPLITS)}",
+                            source=str(root))
+        return root / split
+    if (root / "list.txt").is_file():  # root is already a split folder
+        return root
+    if (root / "val" / "list.txt").is_file():
+        return root / "val"
+    raise DataError("no list.txt in the root or in val/; pass a split (train, val or test)", source=str(root))
+
+
+def read_got10k(root: Path, split: str | None = None) -> list[Sequence]:
+    """GOT-10k `root/<split>/list.txt` (default split: val, or root itself if it holds list.txt)."""
+    split_dir = _got10k_split_dir(Path(root), split)
+    names = _read_list(split_dir / "list.txt", key=f"split {split_dir.name}")
+    return [_read_got10k_sequence(split_dir / name, name, first_frame_only=split_dir.name == "test") for name in names]
+
+
+def _read_got10k_sequence(folder: Path, name: str, first_frame_only: bool) -> Sequence:
+    key = _seq_key(name)
+    if not folder.is_dir():
+        raise DataError("sequence folder listed in list.txt is missing", source=str(folder), key=key)
+    present = _image_names(folder, key)
+    gt_path = folder / "groundtruth.txt"
+    boxes = read_numbers(gt_path, key=key, columns=4)
+    if first_frame_only:  # the test split ships only the initial box; scoring happens on the server
+        frames = _frame_paths(folder, [f"{i:08d}.jpg" for i in range(1, len(present) + 1)], present, key)
+        _check_boxes(boxes[:1], gt_path, key)
+        meta = folder / "meta_info.ini"
+        resolution = _read_resolution(meta, key) if meta.is_file() else None
+        return Sequence(name, frames, boxes, resolution=resolution, dataset="got10k")
+    n = len(boxes)
+    frames = _frame_paths(folder, [f"{i:08d}.jpg" for i in range(1, n + 1)], present, key)
+    _check_no_extra_frames(folder, len(present), n, gt_path, key)
+    absence = _read_labels(folder / "absence.label", n, 1, key)
+    cover = _read_labels(folder / "cover.label", n, 8, key)
+    attrs = {}
+    if (folder / "cut_by_image.label").is_file():
+        attrs["cut_by_image"] = _read_labels(folder / "cut_by_image.label", n, 1, key).astype(bool)
+    _check_boxes(boxes, gt_path, key, scored=cover > 0)
+    return Sequence(name, frames, boxes, visible=(absence == 0) & (cover > 0), cover=cover,
+                    resolution=_read_resolution(folder / "meta_info.ini", key), dataset="got10k", attrs=attrs)
+
+
+# ------------------------------------------------------------------------------------------ LaSOT
+def _lasot_folders(root: Path) -> list[Path]:
+    """`root/<category>/<category>-<N>` folders, ordered by category then N."""
+    folders = [seq for cat in root.iterdir() if cat.is_dir()
+               for seq in cat.iterdir() if seq.is_dir() and re.fullmatch(re.escape(cat.name) + r"-\d+", seq.name)]
+    return sorted(folders, key=lambda f: (f.parent.name, int(f.name.rsplit("-", 1)[1])))
+
+
+def read_lasot(root: Path, split: str | None = None) -> list[Sequence]:
+    """LaSOT `root/<cat>/<cat>-<N>`; split test/train uses `root/testing_set.txt` (Protocol II)."""
+    root = Path(root)
+    folders = _lasot_folders(root)
+    if split is not None:
+        if split not in ("train", "test"):
+            raise DataError(f"unknown LaSOT split {split!r}; expected train or test", source=str(root))
+        test_names = set(_read_list(root / "testing_set.txt", key="split test"))
+        folders = [f for f in folders if (f.name in test_names) == (split == "test")]
+    if not folders:
+        raise DataError("no LaSOT sequence folders <category>/<category>-<N>/ found", source=str(root),
+                        key=split and f"split {split}")
+    return [_read_lasot_sequence(folder) for folder in folders]
+
+
+def _read_lasot_sequence(folder: Path) -> Sequence:
+    key = _seq_key(folder.name)
+    img = folder / "img"
+    present = _image_names(img, key)
+    gt_path = folder / "groundtruth.txt"
+    boxes = read_numbers(gt_path, key=key, columns=4)
+    n = len(boxes)
+    frames = _frame_paths(img, [f"{i:08d}.jpg" for i in range(1, n + 1)], present, key)
+    _check_no_extra_frames(img, len(present), n, gt_path, key)
+    occluded = _read_labels(folder / "full_occlusion.txt", n, 1, key)
+    out_of_view = _read_labels(folder / "out_of_view.txt", n, 1, key)
+    visible = (occluded == 0) & (out_of_view == 0)
+    _check_boxes(boxes, gt_path, key, scored=visible)
+    return Sequence(folder.name, frames, boxes, visible=visible, dataset="lasot",
+                    attrs={"category": folder.parent.name})
+
+
+# ------------------------------------------------------------------------------------------ OTB-100
+def _otb_annotations(folder: Path) -> list[tuple[str, Path]]:
+    """(sequence name, groundtruth file) pairs of an OTB folder.
+
+    Two-target videos (Jogging, Skating2) have `groundtruth_rect.1/.2.txt` and become `<Seq>_1`,
+    `<Seq>_2`; empty numbered files are dropped as got10k does, so Human4 (empty `.1`) is one
+    sequence named `Human4` read from `.2`.
+    """
+    single = folder / "groundtruth_rect.txt"
+    if single.is_file():
+        return [(folder.name, single)]
+    numbered = sorted(folder.glob("groundtruth_rect.*.txt"))
+    non_empty = [path for path in numbered if path.read_text(encoding="utf-8", errors="replace").strip()]
+    if len(non_empty) == 1:
+        return [(folder.name, non_empty[0])]
+    return [(f"{folder.name}_{path.name.split('.')[1]}", path) for path in non_empty]
+
+
+def read_otb(root: Path, split: str | None = None) -> list[Sequence]:
+    """OTB-100 `root/<Seq>/img/%04d.jpg` + groundtruth_rect*.txt, with the special frame ranges."""
+    root = Path(root)
+    if split is not None:
+        raise DataError(f"OTB has no splits, got {split!r}; drop the split", source=str(root))
+    sequences = [_read_otb_sequence(folder, name, gt_path)
+                 for folder in sorted(p for p in root.iterdir() if p.is_dir())
+                 for name, gt_path in _otb_annotations(folder)]
+    if not sequences:
+        raise DataError("no OTB sequence folders <Seq>/groundtruth_rect.txt found", source=str(root))
+    return sequences
+
+
+def _read_otb_sequence(folder: Path, name: str, gt_path: Path) -> Sequence:
+    key = _seq_key(name)
+    boxes = read_numbers(gt_path, key=key, columns=4)
+    omit = _OTB_INIT_OMIT.get(folder.name, 0)
+    first, last = _OTB_FRAME_RANGES.get(folder.name, (1, len(boxes)))
+    expected_rows = last - first + 1 + omit
+    if len(boxes) != expected_rows:
+        raise DataError(f"has {len(boxes)} boxes but frames {first}..{last} of {folder.name} need {expected_rows}",
+                        source=str(gt_path), key=key)
+    boxes = boxes[omit:]
+    img = folder / "img"
+    present = _image_names(img, key)
+    digits = _OTB_NAME_DIGITS.get(folder.name, 4)
+    frames = _frame_paths(img, [f"{i:0{digits}d}.jpg" for i in range(first, last + 1)], present, key)
+    if folder.name not in _OTB_FRAME_RANGES:
+        _check_no_extra_frames(img, len(present), len(boxes), gt_path, key)
+    _check_boxes(boxes, gt_path, key)
+    return Sequence(name, frames, boxes, dataset="otb")
+
+
+# ------------------------------------------------------------------------------------------ TrackingNet
+def _trackingnet_chunks(root: Path, split: str | None) -> list[Path]:
+    chunks = sorted((d for d in root.iterdir() if (d / "anno").is_dir() and (d / "frames").is_dir()),
+                    key=lambda d: (d.name.rstrip("0123456789"), int(re.sub(r"\D", "", d.name) or 0)))
+    if split is None:
+        selected = chunks
+    elif split == "test":
+        selected = [c for c in chunks if c.name == "TEST"]
+    elif split == "train":
+        selected = [c for c in chunks if c.name.startswith("TRAIN_")]
+    else:
+        selected = [c for c in chunks if c.name == split]
+    if not selected:
+        raise DataError("no TrackingNet chunk folders with anno/ and frames/ found", source=str(root),
+                        key=split and f"split {split}")
+    return selected
+
+
+def read_trackingnet(root: Path, split: str | None = None) -> list[Sequence]:
+    """TrackingNet `root/<chunk>/anno/<video>.txt` + `frames/<video>/<k>.jpg` (k from 0); split train/test/<chunk>."""
+    sequences = []
+    for chunk in _trackingnet_chunks(Path(root), split):
+        annotations = sorted((chunk / "anno").glob("*.txt"))
+        if not annotations:
+            raise DataError("anno/ holds no <video>.txt files", source=str(chunk / "anno"))
+        sequences += [_read_trackingnet_sequence(chunk, anno, first_frame_only=chunk.name == "TEST")
+                      for anno in annotations]
+    return sequences
+
+
+def _read_trackingnet_sequence(chunk: Path, anno: Path, first_frame_only: bool) -> Sequence:
+    name = anno.stem
+    key = _seq_key(name)
+    boxes = read_numbers(anno, key=key, columns=4)
+    folder = chunk / "frames" / name
+    present = _image_names(folder, key)
+    n = len(present) if first_frame_only else len(boxes)
+    frames = _frame_paths(folder, [f"{k}.jpg" for k in range(n)], present, key)
+    if first_frame_only:
+        _check_boxes(boxes[:1], anno, key)
+        return Sequence(name, frames, boxes, dataset="trackingnet")
+    _check_no_extra_frames(folder, len(present), n, anno, key)
+    with np.errstate(invalid="ignore"):
+        visible = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+    _check_boxes(boxes, anno, key, scored=visible)
+    return Sequence(name, frames, boxes, visible=visible, dataset="trackingnet", attrs={"chunk": chunk.name})
+
+
+# ------------------------------------------------------------------------------------------ dispatch
+def _children(root: Path) -> list[Path]:
+    return [p for p in root.iterdir() if p.is_dir()]
+
+
+def _looks_like_got10k(root: Path) -> bool:
+    return (root / "list.txt").is_file() or any((root / s / "list.txt").is_file() for s in GOT10K_SPLITS)
+
+
+def _looks_like_lasot(root: Path) -> bool:
+    return any((seq / "img").is_dir() for cat in _children(root) for seq in _children(cat)
+               if seq.name.startswith(cat.name + "-"))
+
+
+def _looks_like_otb(root: Path) -> bool:
+    return any(any(d.glob("groundtruth_rect*.txt")) for d in _children(root))
+
+
+def _looks_like_trackingnet(root: Path) -> bool:
+    return any((d / "anno").is_dir() and (d / "frames").is_dir() for d in _children(root))
+
+
+_FORMATS: dict[str, tuple[Callable[[Path, str | None], list[Sequence]], Callable[[Path], bool]]] = {
+    "got10k": (read_got10k, _looks_like_got10k),
+    "lasot": (read_lasot, _looks_like_lasot),
+    "otb": (read_otb, _looks_like_otb),
+    "trackingnet": (read_trackingnet, _looks_like_trackingnet),
+}
+DATASET_FORMATS = tuple(_FORMATS)
+
+
+def detect_format(root: Path) -> str:
+    """The one format whose layout `root` has; a DataError when none or several match."""
+    matches = [fmt for fmt, (_, looks_like) in _FORMATS.items() if looks_like(root)]
+    if len(matches) != 1:
+        found = f"it looks like {' and '.join(matches)}" if matches else "no known layout matches"
+        raise DataError(f"cannot tell the dataset format ({found}); pass the format explicitly "
+                        f"({', '.join(DATASET_FORMATS)})", source=str(root))
+    return matches[0]
+
+
+def open_dataset(root: str | os.PathLike, fmt: str | None = None, split: str | None = None) -> list[Sequence]:
+    """All sequences of the dataset at `root`; `fmt` auto-detected when None, `split` as the format defines."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError("dataset root is not a directory", source=str(root))
+    fmt = detect_format(root) if fmt is None else fmt.lower()
+    if fmt not in _FORMATS:
+        raise DataError(f"unknown dataset format {fmt!r}; expected one of {', '.join(DATASET_FORMATS)}",
+                        source=str(root))
+    return _FORMATS[fmt][0](root, split)

@@ -1,0 +1,90 @@
+"""Score a directory of result files against a dataset under one benchmark protocol.
+
+Protocols: `otb` (one-pass, visibility ignored as in OTB), `lasot` (one-pass, absent frames fail)
+and `got10k` (bounded IoU, first frame and cover == 0 excluded, frame-weighted). Metric details and
+the choices made where toolkits disagree are in `nas.fitness.metrics`. Predictions longer than the
+ground truth are truncated with a warning (every toolkit does this, e.g. LaSOT monkey-17); shorter
+ones are a DataError, since padding them would invent a score.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from nas.data.datasets import DataWarning
+from nas.data.sequence import Sequence
+from nas.errors import ConfigError, DataError
+from nas.fitness import metrics
+from nas.fitness.results import read_sequence_result, result_paths
+
+PROTOCOLS = ("otb", "lasot", "got10k")
+
+
+def _aligned_predictions(seq: Sequence, results_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """The sequence's predictions and times cut to its ground-truth length."""
+    boxes, times = read_sequence_result(results_dir, seq.name)
+    n_gt = len(seq.boxes)
+    if n_gt != len(seq):
+        raise DataError(f"ground truth covers {n_gt} of {len(seq)} frames (e.g. the GOT-10k test split); "
+                        "it cannot be scored locally", key=f"sequence {seq.name}")
+    if len(boxes) < n_gt:
+        raise DataError(f"has {len(boxes)} boxes but the sequence has {n_gt} frames",
+                        source=str(result_paths(results_dir, seq.name)[0]), key=f"sequence {seq.name}")
+    if len(boxes) > n_gt:
+        warnings.warn(f"sequence {seq.name}: {len(boxes)} predicted boxes for {n_gt} frames; extra boxes ignored",
+                      DataWarning, stacklevel=3)
+        boxes = boxes[:n_gt]
+        times = None if times is None else times[:n_gt]
+    return boxes, times
+
+
+def _score_one_pass(sequences: list[Sequence], results_dir: str | os.PathLike, use_visibility: bool) -> dict:
+    per_sequence, all_curves, speeds = {}, [], []
+    for seq in sequences:
+        boxes, times = _aligned_predictions(seq, results_dir)
+        curves = metrics.one_pass_curves(boxes, seq.boxes, seq.visible if use_visibility else None)
+        speed = None if times is None else metrics.frames_per_second(times)
+        per_sequence[seq.name] = _one_pass_report(curves, speed)
+        all_curves.append(curves)
+        speeds.append(speed)
+    report = _one_pass_report(metrics.mean_curves(all_curves), metrics.mean_sequence_fps(speeds))
+    return {**report, "per_sequence": per_sequence}
+
+
+def _one_pass_report(curves: dict[str, np.ndarray], fps: float | None) -> dict:
+    return {**metrics.summarize_curves(curves), "success_curve": curves["success"].tolist(),
+            "precision_curve": curves["precision"].tolist(), "fps": fps}
+
+
+def _score_got10k(sequences: list[Sequence], results_dir: str | os.PathLike) -> dict:
+    per_sequence, all_ious, all_times = {}, [], []
+    for seq in sequences:
+        boxes, times = _aligned_predictions(seq, results_dir)
+        ious = metrics.got10k_frame_ious(boxes, seq.boxes, seq.cover, bound=seq.image_size())
+        summary = metrics.overlap_summary(ious) if ious.size else dict.fromkeys(("ao", "sr50", "sr75"))
+        speed = None if times is None else metrics.frames_per_second(times)
+        per_sequence[seq.name] = {**summary, "fps": speed, "num_frames": int(ious.size)}
+        all_ious.append(ious)
+        if times is not None:
+            all_times.append(times)
+    ious = np.concatenate(all_ious)
+    if not ious.size:
+        raise DataError("no frame can be scored (every frame after the first has cover == 0)",
+                        source=str(results_dir))
+    fps = metrics.frames_per_second(np.concatenate(all_times)) if all_times else None
+    return {**metrics.overlap_summary(ious), "fps": fps, "num_frames": int(ious.size), "per_sequence": per_sequence}
+
+
+def score_results(sequences: list[Sequence], results_dir: str | os.PathLike, protocol: str) -> dict:
+    """The JSON-ready score of `results_dir` on `sequences` (fractions in [0, 1], fps in frames/s)."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    if not sequences:
+        raise DataError("no sequences to score", source=str(results_dir))
+    if protocol == "got10k":
+        report = _score_got10k(sequences, results_dir)
+    else:
+        report = _score_one_pass(sequences, results_dir, use_visibility=protocol == "lasot")
+    return {"protocol": protocol, "num_sequences": len(sequences), **report}
