@@ -1,0 +1,1 @@
+"""Training: schedules and loss weighting used by supernet training and subnet retraining."""
