@@ -51,3 +51,27 @@ def large_space():
 
 
 LIGHTTRACK_MOBILE = "back_04502514044521042540+cls_211000022+reg_100000111_ops_32"
+
+
+TINY_SPACE = REPO / "tests" / "spaces" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A small synthetic GOT-10k-layout dataset (train + val) for training and search tests."""
+    from nas.data.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    generate_dataset(root, sequences=8, frames=20, seed=0, size=(160, 120), overwrite=True)
+    return root
+
+
+def write_train_config(path: Path, data_root: Path, output: Path, **supernet) -> Path:
+    """A run config for the tiny space; `supernet` overrides the training section."""
+    import yaml
+
+    section = {"epochs": 2, "pairs_per_epoch": 32, "batch_size": 8, "lr": 0.02, "warmup_epochs": 0,
+               "end_lr": 0.005, **supernet}
+    path.write_text(yaml.safe_dump({"name": "tiny", "space": str(TINY_SPACE), "seed": 0, "output": str(output),
+                                    "data": {"root": str(data_root), "split": "train"}, "supernet": section}))
+    return path

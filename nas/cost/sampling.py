@@ -20,7 +20,14 @@ REJECTION_TRIES = 2000
 
 
 def cheapest_genotype(space: SearchSpace, table: CostTable, column: str) -> tuple[int, ...]:
-    """The genotype minimising FLOPs or params: per output position, each gene at its cheapest option."""
+    """The genotype minimising FLOPs or params (see `extreme_genotype`)."""
+    return extreme_genotype(space, table, column, largest=False)
+
+
+def extreme_genotype(space: SearchSpace, table: CostTable, column: str, *, largest: bool) -> tuple[int, ...]:
+    """The genotype minimising (or maximising) FLOPs or params: per output position, each gene at
+    its extreme option (cost is additive given the output position and the head widths)."""
+    pick = np.argmax if largest else np.argmin
     best, best_cost = None, None
     measure = table.flops if column == "flops" else table.params
     for p in range(len(space.genes[space.output_gene].options)):
@@ -33,7 +40,7 @@ def cheapest_genotype(space: SearchSpace, table: CostTable, column: str) -> tupl
             for option in range(len(gene.options)):
                 genotype[i] = option
                 costs.append(measure(tuple(genotype)))
-            genotype[i] = int(np.argmin(costs))
+            genotype[i] = int(pick(costs))
         # head layer costs depend on the head's channel choice: settle channels, then layers again
         for i, gene in enumerate(space.genes):
             if i != space.output_gene:
@@ -41,9 +48,9 @@ def cheapest_genotype(space: SearchSpace, table: CostTable, column: str) -> tupl
                 for option in range(len(gene.options)):
                     genotype[i] = option
                     costs.append(measure(tuple(genotype)))
-                genotype[i] = int(np.argmin(costs))
+                genotype[i] = int(pick(costs))
         cost = measure(tuple(genotype))
-        if best_cost is None or cost < best_cost:
+        if best_cost is None or (cost > best_cost if largest else cost < best_cost):
             best, best_cost = tuple(genotype), cost
     return best
 

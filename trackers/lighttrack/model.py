@@ -9,9 +9,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nas.space.grammar import OpSpec
 from nas.space.space import Arch, SearchSpace
+from nas.space.spec import SEConfig, SpaceSpec
 from trackers.lighttrack.blocks import PixelwiseFusion, Predictor, make_op
 from trackers.lighttrack.geometry import block_slots, output_geometry, stem_plan
+
+
+def make_stem(spec: SpaceSpec) -> nn.Sequential:
+    """The fixed stem (stem conv + fixed blocks); shared with the supernet so both build the same modules."""
+    bb = spec.backbone
+    return nn.Sequential(*[make_op(op, cin, cout, stride, bb.act, bb.se)
+                           for op, (cin, cout, stride) in zip((bb.stem, *bb.fixed), stem_plan(spec))])
+
+
+def make_head_layer(op: OpSpec, cin: int, channels: int, se_cfg: SEConfig) -> nn.Module:
+    """One head-tower layer: LightTrack's towers run at stride 1 with ReLU whatever the backbone uses."""
+    return make_op(op, cin, channels, 1, "relu", se_cfg)
 
 
 class TowerHead(nn.Module):
@@ -22,7 +36,7 @@ class TowerHead(nn.Module):
         spec = arch.head_spec(name)
         channels, ops = arch.head(name)
         se_cfg = arch.space.spec.backbone.se
-        self.layers = nn.Sequential(*[make_op(op, cin if i == 0 else channels, channels, 1, "relu", se_cfg)
+        self.layers = nn.Sequential(*[make_head_layer(op, cin if i == 0 else channels, channels, se_cfg)
                                       for i, op in enumerate(ops)])
         self.predictor = Predictor(channels, spec.outputs, spec.activation, spec.scale)
 
@@ -38,9 +52,7 @@ class LightTrackSubnet(nn.Module):
         self.space, self.arch = space, arch
         spec = space.spec
         bb = spec.backbone
-        stem_ops = [bb.stem, *bb.fixed]
-        self.stem = nn.Sequential(*[make_op(op, cin, cout, stride, bb.act, bb.se)
-                                    for op, (cin, cout, stride) in zip(stem_ops, stem_plan(spec))])
+        self.stem = make_stem(spec)
         active = {g for g, _, _ in space.active_block_genes(arch.output)}
         self.blocks = nn.Sequential(*[
             make_op(space.genes[slot.gene].options[arch.genotype[slot.gene]], slot.cin, slot.cout, slot.stride,

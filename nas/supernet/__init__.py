@@ -1,0 +1,5 @@
+"""The weight-sharing tracking supernet, subnet extraction and BN recalibration."""
+from nas.supernet.bn import recalibrate_bn
+from nas.supernet.supernet import Supernet, SuperTower
+
+__all__ = ["SuperTower", "Supernet", "recalibrate_bn"]

@@ -1,0 +1,204 @@
+"""The weight-sharing tracking supernet: every choice of a space, any single path runnable and extractable.
+
+Layout (each candidate is built by the same helpers as `LightTrackSubnet`, so a path *is* a subnet):
+
+* `stem`: the fixed stem, shared by every path.
+* `blocks[i][k]`: option `k` of the i-th searchable block, for every block that some output position
+  can reach (blocks past the last output position, e.g. LightTrack's c192 stage, are never built).
+* `bn_z[stage]`, `bn_x[stage]`: one neck BN pair per output stage (LightTrack's MC_BN), because each
+  stage has its own width and feature statistics.
+* `fusion[side]`: one pixel-wise fusion per template feature side; the side fixes the correlation width
+  (16x16 = 256 channels at stride 8, 8x8 = 64 at stride 16), so stages of equal stride share it.
+* `heads[name][c]`: a tower per head and channel choice, `layers[l][k]` over that layer's ops, plus its
+  own predictor. cls and reg each run through their own towers. (The LightTrack reference runs the reg
+  branch through the cls towers during supernet training, so its reg towers never train and the two
+  branches share weights; we do not reproduce that.)
+
+An architecture selects a `_Path`: the supernet modules it runs, which also name themselves as the
+submodules of `build_subnet(space, arch)`. That one selection drives the forward pass,
+`path_parameters` (optimise only the sampled path) and `extract` (a strict state-dict copy), so the
+three cannot disagree.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nas.space.space import Arch, SearchSpace
+from nas.space.spec import HeadSpec, SEConfig
+from trackers.lighttrack.blocks import PixelwiseFusion, Predictor, make_op
+from trackers.lighttrack.geometry import block_slots, output_geometry
+from trackers.lighttrack.model import LightTrackSubnet, build_subnet, make_head_layer, make_stem
+
+
+@dataclass(frozen=True)
+class _Route:
+    """What an output position selects: how many blocks run, which neck BNs, which fusion, the stride."""
+
+    depth: int
+    stage: str
+    fusion: str
+    stride: int
+
+
+@dataclass(frozen=True)
+class _Path:
+    """The supernet modules one architecture runs; both the forward pass and the subnet naming read it."""
+
+    stem: nn.Module
+    blocks: list[nn.Module]
+    bn_z: nn.Module
+    bn_x: nn.Module
+    fusion: nn.Module
+    heads: dict[str, tuple[list[nn.Module], nn.Module]]  # head name -> (layers, predictor)
+
+    def named(self) -> dict[str, nn.Module]:
+        """The modules under the names `LightTrackSubnet` gives them, in its registration order."""
+        named = {"stem": self.stem, **{f"blocks.{i}": m for i, m in enumerate(self.blocks)},
+                 "bn_z": self.bn_z, "bn_x": self.bn_x, "fusion": self.fusion}
+        for name, (layers, predictor) in self.heads.items():
+            named.update({f"heads.{name}.layers.{i}": m for i, m in enumerate(layers)})
+            named[f"heads.{name}.predictor"] = predictor
+        return named
+
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        y = self.stem(image)
+        for block in self.blocks:
+            y = block(y)
+        return y
+
+    def template(self, z: torch.Tensor) -> torch.Tensor:
+        return self.bn_z(self.features(z))
+
+    def track(self, x: torch.Tensor, zf: torch.Tensor) -> dict[str, torch.Tensor]:
+        fused = self.fusion(zf, self.bn_x(self.features(x)))
+        out = {}
+        for name, (layers, predictor) in self.heads.items():
+            y = fused
+            for layer in layers:
+                y = layer(y)
+            out[name] = predictor(y)
+        return out
+
+
+class SuperTower(nn.Module):
+    """All layer candidates of one head at one channel width, plus that width's predictor."""
+
+    def __init__(self, head: HeadSpec, channels: int, cin: int, se_cfg: SEConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.ModuleList(make_head_layer(op, cin if layer == 0 else channels, channels, se_cfg)
+                          for op in (head.first_ops if layer == 0 else head.ops))
+            for layer in range(head.depth))
+        self.predictor = Predictor(channels, head.outputs, head.activation, head.scale)
+
+
+class Supernet(nn.Module):
+    """Holds the weights of every choice of `space`; `arch` picks the path at each call."""
+
+    def __init__(self, space: SearchSpace):
+        super().__init__()
+        self.space = space
+        spec = space.spec
+        bb = spec.backbone
+        positions = space.genes[space.output_gene].options
+        self._routes: list[_Route] = []
+        for p in positions:
+            _, z_side, stride = output_geometry(space, p, spec.template_size)
+            self._routes.append(_Route(len(space.active_block_genes(p)), bb.stages[p.stage].name, str(z_side),
+                                       stride))
+        # Active blocks of any position are a prefix of the slots, so the deepest route bounds them all.
+        slots = block_slots(space)[: max(r.depth for r in self._routes)]
+        self._block_genes = [slot.gene for slot in slots]
+
+        self.stem = make_stem(spec)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList(make_op(op, slot.cin, slot.cout, slot.stride, bb.act, bb.se)
+                          for op in space.genes[slot.gene].options)
+            for slot in slots)
+        stages = dict.fromkeys(bb.stages[p.stage] for p in positions)
+        self.bn_z = nn.ModuleDict({st.name: nn.BatchNorm2d(st.channels) for st in stages})
+        self.bn_x = nn.ModuleDict({st.name: nn.BatchNorm2d(st.channels) for st in stages})
+        sides = dict.fromkeys(r.fusion for r in self._routes)
+        self.fusion = nn.ModuleDict({side: PixelwiseFusion(int(side) ** 2, spec.neck.channels) for side in sides})
+        self.heads = nn.ModuleDict({
+            head.name: nn.ModuleList(SuperTower(head, c, spec.neck.channels, bb.se) for c in head.channels)
+            for head in spec.heads})
+
+    # -- path selection ---------------------------------------------------------------------------
+    def _route(self, arch: Arch) -> _Route:
+        if arch.space.hash != self.space.hash:
+            raise ValueError(f"architecture belongs to space {arch.space.name} ({arch.space.hash}), "
+                             f"not {self.space.name} ({self.space.hash})")
+        return self._routes[arch.genotype[self.space.output_gene]]
+
+    def arch_stride(self, arch: Arch) -> int:
+        """Total stride of the path's features (8 or 16 for LightTrack): training picks labels by it."""
+        return self._route(arch).stride
+
+    def _path(self, arch: Arch) -> _Path:
+        route, g = self._route(arch), arch.genotype
+        heads = {}
+        for name, towers in self.heads.items():
+            channel_gene, layer_genes = self.space.head_genes[name]
+            tower = towers[g[channel_gene]]
+            heads[name] = ([tower.layers[i][g[gene]] for i, gene in enumerate(layer_genes)], tower.predictor)
+        return _Path(stem=self.stem,
+                     blocks=[self.blocks[i][g[gene]] for i, gene in enumerate(self._block_genes[: route.depth])],
+                     bn_z=self.bn_z[route.stage], bn_x=self.bn_x[route.stage], fusion=self.fusion[route.fusion],
+                     heads=heads)
+
+    def path_modules(self, arch: Arch) -> dict[str, nn.Module]:
+        """Supernet modules of `arch`'s path, keyed by the submodule names of `build_subnet(space, arch)`."""
+        return self._path(arch).named()
+
+    def path_parameters(self, arch: Arch) -> list[nn.Parameter]:
+        """The parameters `arch` uses: exactly those of its extracted subnet, in the same order."""
+        return [p for module in self.path_modules(arch).values() for p in module.parameters()]
+
+    def path_state_dict(self, arch: Arch) -> dict[str, torch.Tensor]:
+        """The path's parameters and buffers under the extracted subnet's state-dict keys."""
+        return {f"{name}.{key}": value for name, module in self.path_modules(arch).items()
+                for key, value in module.state_dict().items()}
+
+    # -- running one path ---------------------------------------------------------------------------
+    def template(self, arch: Arch, z: torch.Tensor) -> torch.Tensor:
+        """Template features of `arch` (as `LightTrackSubnet.template`)."""
+        return self._path(arch).template(z)
+
+    def track(self, arch: Arch, x: torch.Tensor, zf: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Search branch of `arch` (as `LightTrackSubnet.track`): {'cls': logits, 'reg': l,t,r,b pixels}."""
+        return self._path(arch).track(x, zf)
+
+    def forward(self, arch: Arch, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        path = self._path(arch)
+        return path.track(x, path.template(z))
+
+    # -- weights in and out ---------------------------------------------------------------------------
+    def extract(self, arch: Arch) -> LightTrackSubnet:
+        """A standalone copy of `arch`'s path (weights and BN statistics), in the supernet's mode and device.
+
+        The subnet is built on the meta device and then filled by a strict state-dict load, so no
+        random initialisation runs (fast, and the global torch RNG is not advanced) and every tensor
+        is guaranteed to come from the supernet.
+        """
+        with torch.device("meta"):
+            subnet = build_subnet(self.space, arch)
+        reference = next(self.parameters())
+        subnet.to_empty(device=reference.device)
+        subnet.load_state_dict(self.path_state_dict(arch), strict=True)
+        return subnet.train(self.training)
+
+    def load_backbone(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True) -> tuple[list[str], list[str]]:
+        """Load pretrained backbone weights (e.g. an ImageNet-trained backbone supernet); heads stay as they are.
+
+        Keys follow this supernet's naming, `stem.*` and `blocks.<i>.<option>.*`; converting a foreign
+        checkpoint's layout is the caller's job. With `strict=False`, keys for blocks this supernet never
+        builds (stages past the last output position) are ignored and the missing/unexpected keys are
+        returned (as `missing_keys`, `unexpected_keys`).
+        """
+        backbone = nn.ModuleDict({"stem": self.stem, "blocks": self.blocks})
+        return backbone.load_state_dict(dict(state_dict), strict=strict)

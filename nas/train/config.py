@@ -1,0 +1,182 @@
+"""Run configuration files (YAML, safe loader) for supernet training, validated with one-line errors.
+
+```yaml
+name: quickstart                 # run directory runs/<name>/ unless `output` is given
+space: lighttrack-mobile         # built-in name or DSL path (relative to this file)
+seed: 0
+data:
+  root: data/synth               # GOT-10k layout; relative to this file
+  split: train
+  synthesize: {sequences: 56, frames: 60, seed: 0}   # create the embedded default data when missing
+supernet:
+  epochs: 4
+  pairs_per_epoch: 512
+  batch_size: 16
+  shards: 1                      # BatchNorm sees batch_size / shards samples; >= workers (see trainer)
+  lr: 0.03                       # warm-up from warmup_lr over warmup_epochs, log decay to end_lr
+  warmup_epochs: 1
+  warmup_lr: 0.01
+  end_lr: 0.0001
+  momentum: 0.9
+  weight_decay: 0.0001
+  freeze_backbone_epochs: 0      # backbone frozen (BN in eval) for the first N epochs
+  backbone_lr_mult: 1.0          # backbone lr factor (LightTrack: 0.1 with a pretrained backbone)
+  path_sampler: uniform          # uniform | fair | sandwich
+  bounds: {flops: 600M, params: 2M}   # optional: train only paths inside this window
+  schedule: {schedule: uniform, max_gap: 100}   # or {schedule: sstrack, ...}
+  backbone_checkpoint: null      # optional state dict of the supernet backbone (stem.*, blocks.*)
+```
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.errors import ConfigError
+from nas.space.spec import Bounds, parse_quantity
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str
+    format: str | None = None
+    split: str | None = "train"
+    synthesize: dict | None = None
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    epochs: int = 4
+    pairs_per_epoch: int = 512
+    batch_size: int = 16
+    shards: int = 1
+    lr: float = 0.03
+    warmup_epochs: int = 1
+    warmup_lr: float = 0.01
+    end_lr: float | None = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    freeze_backbone_epochs: int = 0
+    backbone_lr_mult: float = 1.0
+    path_sampler: str = "uniform"
+    bounds: dict = field(default_factory=dict)
+    schedule: dict = field(default_factory=lambda: {"schedule": "uniform"})
+    backbone_checkpoint: str | None = None
+
+    def path_bounds(self) -> Bounds:
+        return Bounds(flops=self.bounds.get("flops"), params=self.bounds.get("params"))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    space: str
+    output: str
+    data: DataConfig
+    supernet: SupernetConfig
+    seed: int = 0
+    source: str = "<config>"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> "RunConfig":
+        return cls(**{**obj, "data": DataConfig(**obj["data"]), "supernet": SupernetConfig(**obj["supernet"])})
+
+
+_TOP = {"name", "space", "seed", "output", "data", "supernet"}
+
+
+def load_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read config ({err.strerror})", source=source) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML ({getattr(err, 'problem', err)})", source=source) from None
+    return parse_config(data, source=source, base=path.parent)
+
+
+def _resolve(base: Path, value: str) -> str:
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(message, source=source, key=key)
+
+    if not isinstance(data, dict):
+        raise fail("", "expected a mapping at the top level")
+    unknown = sorted(set(data) - _TOP)
+    if unknown:
+        raise fail(unknown[0], f"unknown key; expected one of {', '.join(sorted(_TOP))}")
+    for key in ("name", "space", "data"):
+        if key not in data:
+            raise fail(key, "missing required key")
+    name = data["name"]
+    if not isinstance(name, str) or not name or "/" in name:
+        raise fail("name", f"expected a run name without '/', got {name!r}")
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise fail("seed", f"expected a non-negative integer, got {seed!r}")
+    space = str(data["space"])
+    if space.endswith((".yaml", ".yml")):
+        space = _resolve(base, space)
+    output = _resolve(base, str(data.get("output", Path("runs") / name))) if "output" in data else \
+        str((Path.cwd() / "runs" / name).resolve())
+
+    d = data["data"]
+    if not isinstance(d, dict):
+        raise fail("data", "expected a mapping with root, split, format, synthesize")
+    bad = sorted(set(d) - {"root", "split", "format", "synthesize"})
+    if bad:
+        raise fail(f"data.{bad[0]}", "unknown key; expected root, split, format or synthesize")
+    if "root" not in d:
+        raise fail("data.root", "missing required key")
+    synth = d.get("synthesize")
+    if synth is not None and not isinstance(synth, dict):
+        raise fail("data.synthesize", "expected a mapping like {sequences: 56, frames: 60, seed: 0}")
+    data_cfg = DataConfig(root=_resolve(base, str(d["root"])), format=d.get("format"), split=d.get("split", "train"),
+                          synthesize=synth)
+
+    s = data.get("supernet", {}) or {}
+    if not isinstance(s, dict):
+        raise fail("supernet", "expected a mapping")
+    fields = SupernetConfig.__dataclass_fields__
+    bad = sorted(set(s) - set(fields))
+    if bad:
+        raise fail(f"supernet.{bad[0]}", f"unknown key; expected one of {', '.join(sorted(fields))}")
+    values = dict(s)
+    for key in ("epochs", "pairs_per_epoch", "batch_size", "shards"):
+        if key in values and (isinstance(values[key], bool) or not isinstance(values[key], int) or values[key] < 1):
+            raise fail(f"supernet.{key}", f"expected a positive integer, got {values[key]!r}")
+    for key in ("warmup_epochs", "freeze_backbone_epochs"):
+        if key in values and (isinstance(values[key], bool) or not isinstance(values[key], int) or values[key] < 0):
+            raise fail(f"supernet.{key}", f"expected a non-negative integer, got {values[key]!r}")
+    for key in ("lr", "warmup_lr", "end_lr", "momentum", "weight_decay", "backbone_lr_mult"):
+        if key in values and values[key] is not None:
+            try:
+                values[key] = float(values[key])
+            except (TypeError, ValueError):
+                raise fail(f"supernet.{key}", f"expected a number, got {values[key]!r}") from None
+            if values[key] < 0:
+                raise fail(f"supernet.{key}", f"expected a non-negative number, got {values[key]!r}")
+    bounds = values.get("bounds", {}) or {}
+    if not isinstance(bounds, dict) or set(bounds) - {"flops", "params"}:
+        raise fail("supernet.bounds", "expected {flops: 600M, params: 2M} (either key optional)")
+    values["bounds"] = {k: parse_quantity(v, source=source, key=f"supernet.bounds.{k}") for k, v in bounds.items()}
+    if "schedule" in values and not isinstance(values["schedule"], dict):
+        raise fail("supernet.schedule", "expected a mapping like {schedule: uniform}")
+    if values.get("backbone_checkpoint"):
+        values["backbone_checkpoint"] = _resolve(base, str(values["backbone_checkpoint"]))
+    supernet = SupernetConfig(**values)
+    if supernet.batch_size > supernet.pairs_per_epoch:
+        raise fail("supernet.batch_size", f"expected <= pairs_per_epoch ({supernet.pairs_per_epoch})")
+    return RunConfig(name=name, space=space, output=output, data=data_cfg, supernet=supernet, seed=seed, source=source)

@@ -1,0 +1,65 @@
+"""Path samplers for single-path supernet training: which architecture runs at each step.
+
+- `uniform` (LightTrack Alg. 1, SPOS): every gene uniform; optionally only inside a FLOPs/params
+  window (rejection against the cost table, see `nas.cost.sampling`).
+- `fair` (FairNAS-style strict fairness): each gene walks through a shuffled permutation of its
+  options, so every option of every gene is trained equally often; bounds are not supported
+  (fairness and a cost window conflict).
+- `sandwich` (BigNAS-style): steps cycle largest, smallest, uniform, uniform, where largest and
+  smallest are the architectures of maximum and minimum FLOPs (exact without a window; inside a
+  window, the smallest is exact and the largest is the heaviest of 512 feasible draws).
+
+Every sampler is a pure function of (seed, step): all data-parallel workers draw the same path
+without communicating, and a resumed run draws exactly the paths the uninterrupted run would.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nas.errors import ConfigError
+from nas.space.space import Arch, SearchSpace
+from nas.space.spec import Bounds
+
+SAMPLERS = ("uniform", "fair", "sandwich")
+
+
+class PathSampler:
+    def __init__(self, space: SearchSpace, kind: str = "uniform", bounds: Bounds | None = None, seed: int = 0):
+        if kind not in SAMPLERS:
+            raise ConfigError(f"expected one of {', '.join(SAMPLERS)}, got {kind!r}", key="train.path_sampler")
+        bounded = bounds is not None and (bounds.flops is not None or bounds.params is not None)
+        if kind == "fair" and bounded:
+            raise ConfigError("fair sampling cannot honour a FLOPs/params window; use uniform or sandwich",
+                              key="train.path_sampler")
+        self.space, self.kind, self.seed = space, kind, int(seed)
+        self.bounds = bounds if bounded else None
+        if kind == "sandwich":
+            self._extremes = self._largest_and_smallest()
+
+    def __call__(self, step: int) -> Arch:
+        rng = np.random.default_rng([self.seed, 7, int(step)])
+        if self.kind == "fair":
+            return self._fair(step)
+        if self.kind == "sandwich" and step % 4 < 2:
+            return self._extremes[step % 4]
+        return self.space.sample(rng, self.bounds)
+
+    def _fair(self, step: int) -> Arch:
+        genotype = []
+        for g, card in enumerate(self.space.cardinalities):
+            cycle, position = divmod(int(step), int(card))
+            order = np.random.default_rng([self.seed, 11, g, cycle]).permutation(int(card))
+            genotype.append(int(order[position]))
+        return Arch(self.space, tuple(genotype))
+
+    def _largest_and_smallest(self) -> tuple[Arch, Arch]:
+        from nas.cost.sampling import check_feasible, extreme_genotype
+        from nas.cost.table import cost_table
+
+        table = cost_table(self.space)
+        if self.bounds is None:
+            return (Arch(self.space, extreme_genotype(self.space, table, "flops", largest=True)),
+                    Arch(self.space, extreme_genotype(self.space, table, "flops", largest=False)))
+        rng = np.random.default_rng([self.seed, 13])
+        candidates = [self.space.sample(rng, self.bounds).genotype for _ in range(512)]
+        return Arch(self.space, max(candidates, key=table.flops)), Arch(self.space, check_feasible(self.space, self.bounds))

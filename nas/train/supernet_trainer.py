@@ -1,0 +1,250 @@
+"""Supernet training (LightTrack Alg. 1): one sampled path per step, only that path's weights update.
+
+The same `train` loop runs in-process (`world == 1`) and inside every Ray Train worker. Workers draw
+the same path at each step without talking (paths are a pure function of seed and step), split
+the step's global batch by rank, and average the path's gradients with one all-reduce (what DDP
+would do, without DDP's per-step search for unused parameters in a single-path supernet).
+
+A step's batch is cut into `shards` equal parts, each run forward/backward on its own (BatchNorm
+sees one shard) and the gradients averaged. Ranks take disjoint shards, so a run with
+`shards = N` gives the same numbers in-process and on N workers, up to float summation order.
+BatchNorm running statistics are the exception: each rank tracks its own and rank 0's are saved;
+they are re-estimated by BN recalibration before any evaluation, as LightTrack does. Pairs are
+a pure function of (seed, epoch, index) and the path of (seed, step), so a run resumed from its
+last epoch checkpoint continues exactly as the uninterrupted run would.
+
+Outputs under `<output>/supernet/`: `last.pt` (model, optimizer, schedule and history; replaced
+atomically after every epoch) and `history.json` (one record per epoch: losses, lr, sampled-path
+FLOPs, schedule log).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.data.datasets import open_dataset
+from nas.data.pairs import PairSampler, collate
+from nas.errors import ConfigError, TrackNASError
+from nas.io import atomic_torch_save, atomic_write_json, torch_load
+from nas.progress import Progress
+from nas.space import Arch, load_space
+from nas.supernet import Supernet
+from nas.train.config import RunConfig
+from nas.train.losses import box_iou, predicted_boxes, tracking_loss
+from nas.train.lr import epoch_lr
+from nas.train.paths import PathSampler
+from nas.train.sstrack import SSTrackSchedule, make_interval_strategy
+
+CHECKPOINT = "last.pt"
+HISTORY = "history.json"
+
+
+def supernet_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.output) / "supernet"
+
+
+def ensure_data(cfg: RunConfig) -> None:
+    """Create the embedded default data when the config asks for it and it is not there yet."""
+    root = Path(cfg.data.root)
+    if root.is_dir() and any(root.iterdir()):
+        return
+    if cfg.data.synthesize is None:
+        raise ConfigError(f"dataset not found at {root}; give data.synthesize to create the default data",
+                          source=cfg.source, key="data.root")
+    from nas.data.synth import generate_dataset
+
+    print(f"synthesising the default data into {root} ...", flush=True)
+    generate_dataset(root, **cfg.data.synthesize)
+
+
+def output_strides(model: Supernet) -> list[int]:
+    """Every stride an output position of the space can produce (labels are made for each)."""
+    space = model.space
+    genotypes = [tuple(p if i == space.output_gene else 0 for i in range(len(space.genes)))
+                 for p in range(len(space.genes[space.output_gene].options))]
+    return sorted({model.arch_stride(Arch(space, g)) for g in genotypes})
+
+
+def _device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _set_backbone_frozen(model: Supernet, frozen: bool) -> None:
+    for module in (model.stem, model.blocks):
+        for p in module.parameters():
+            p.requires_grad_(not frozen)
+        module.train(not frozen)
+
+
+def _all_reduce_mean(tensors: list[torch.Tensor], world: int) -> None:
+    import torch.distributed as dist
+
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset: offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def _gather(values: list, world: int) -> list:
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    out: list = [None] * world
+    dist.all_gather_object(out, values)
+    return [v for part in out for v in part]
+
+
+def train(cfg: RunConfig, *, rank: int = 0, world: int = 1, resume: bool = False,
+          report: Callable[[dict], Any] | None = None, progress: bool = True) -> list[dict]:
+    """Train the supernet of `cfg`; returns the per-epoch history (identical on every rank)."""
+    sc = cfg.supernet
+    shards = max(sc.shards, world)
+    if shards % world or sc.batch_size % shards:
+        raise ConfigError(f"batch_size {sc.batch_size} must split into {shards} shards spread evenly over "
+                          f"{world} workers", source=cfg.source, key="supernet.shards")
+    space = load_space(cfg.space)
+    device = _device()
+    torch.manual_seed(cfg.seed)
+    model = Supernet(space)
+    if sc.backbone_checkpoint:
+        model.load_backbone(torch_load(sc.backbone_checkpoint))
+    model.to(device)
+    sequences = open_dataset(cfg.data.root, cfg.data.format, cfg.data.split)
+    interval = make_interval_strategy(sc.schedule, source=cfg.source)
+    schedule = interval if isinstance(interval, SSTrackSchedule) else None
+    pairs = PairSampler(sequences, template_size=space.spec.template_size, search_size=space.spec.search_size,
+                        strides=output_strides(model), interval=interval, length=sc.pairs_per_epoch, seed=cfg.seed)
+    paths = PathSampler(space, sc.path_sampler, sc.path_bounds(), seed=cfg.seed)
+    backbone = {id(p) for m in (model.stem, model.blocks) for p in m.parameters()}
+    groups = [{"params": [p for p in model.parameters() if id(p) in backbone], "name": "backbone"},
+              {"params": [p for p in model.parameters() if id(p) not in backbone], "name": "heads"}]
+    optimizer = torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay)
+    history: list[dict] = []
+    out_dir = supernet_dir(cfg)
+    start_epoch = 0
+    if resume and (out_dir / CHECKPOINT).is_file():
+        state = torch_load(out_dir / CHECKPOINT, map_location=device)
+        if state["space_hash"] != space.hash:
+            raise TrackNASError(f"checkpoint is for space hash {state['space_hash']}, config has {space.hash}",
+                                source=str(out_dir / CHECKPOINT))
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if schedule is not None:
+            schedule.load_state_dict(state["schedule"])
+        history, start_epoch = list(state["history"]), int(state["epoch"])
+        if rank == 0:
+            print(f"resuming supernet training after epoch {start_epoch}", flush=True)
+
+    from nas.cost.table import cost_table
+
+    table = cost_table(space)
+    steps = sc.pairs_per_epoch // sc.batch_size
+    shard_size = sc.batch_size // shards
+    my_shards = range(rank * shards // world, (rank + 1) * shards // world)
+    for epoch in range(start_epoch, sc.epochs):
+        started = time.monotonic()
+        pairs.set_epoch(epoch)
+        lr = epoch_lr(epoch, epochs=sc.epochs, base=sc.lr, warmup_epochs=sc.warmup_epochs,
+                      warmup_start=sc.warmup_lr, end=sc.end_lr)
+        frozen = epoch < sc.freeze_backbone_epochs
+        model.train()
+        _set_backbone_frozen(model, frozen)
+        optimizer.param_groups[0]["lr"] = lr * sc.backbone_lr_mult
+        optimizer.param_groups[1]["lr"] = lr
+        bar = Progress(steps, f"supernet epoch {epoch + 1}/{sc.epochs}", enabled=progress and rank == 0, interval=5.0)
+        losses, cls_parts, reg_parts, flops, bins, ious = [], [], [], [], [], []
+        for step in range(steps):
+            arch = paths(epoch * steps + step)
+            stride = model.arch_stride(arch)
+            optimizer.zero_grad(set_to_none=True)
+            stats = torch.zeros(3, dtype=torch.float64)
+            for shard in my_shards:
+                first = step * sc.batch_size + shard * shard_size
+                batch = collate([pairs[i] for i in range(first, first + shard_size)])
+                labels = {k: v.to(device) for k, v in batch["labels"][stride].items()}
+                outputs = model(arch, batch["template"].to(device), batch["search"].to(device))
+                weights = schedule.loss_weights(batch["bin"]).to(device) if schedule is not None else None
+                loss, parts = tracking_loss(outputs, labels, weights)
+                (loss / len(my_shards)).backward()
+                stats += torch.tensor([loss.item(), parts["cls"], parts["reg"]], dtype=torch.float64) / len(my_shards)
+                if schedule is not None:
+                    bins.extend(batch["bin"].tolist())
+                    ious.extend(box_iou(predicted_boxes(outputs, space.spec.search_size, stride),
+                                        batch["box"].to(device)).tolist())
+            grads = [p.grad for p in model.path_parameters(arch) if p.grad is not None]
+            if world > 1:
+                _all_reduce_mean(grads + [stats], world)
+            optimizer.step()
+            losses.append(float(stats[0]))
+            cls_parts.append(float(stats[1]))
+            reg_parts.append(float(stats[2]))
+            flops.append(table.flops(arch))
+            bar.update(note=f"loss {np.mean(losses):.4f}")
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "cls": float(np.mean(cls_parts)),
+                  "reg": float(np.mean(reg_parts)), "lr": lr, "backbone_frozen": frozen, "steps": steps,
+                  "path_flops": {"mean": float(np.mean(flops)), "min": int(min(flops)), "max": int(max(flops))},
+                  "seconds": round(time.monotonic() - started, 2), "workers": world, "shards": shards}
+        if schedule is not None:
+            record["schedule"] = schedule.update_epoch(_gather(bins, world), _gather(ious, world))
+        history.append(record)
+        if rank == 0:
+            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "schedule": schedule.state_dict() if schedule is not None else None,
+                               "history": history, "epoch": epoch + 1, "space": space.name,
+                               "space_hash": space.hash, "config": cfg.to_dict()}, out_dir / CHECKPOINT)
+            atomic_write_json(out_dir / HISTORY, history)
+            print(f"epoch {epoch + 1}/{sc.epochs}: loss {record['loss']:.4f} (cls {record['cls']:.4f}, "
+                  f"reg {record['reg']:.4f}) lr {lr:.2e} {record['seconds']:.1f}s", flush=True)
+        if report is not None:
+            report({k: v for k, v in record.items() if not isinstance(v, dict)})
+    return history
+
+
+def _ray_worker(config: dict) -> None:
+    import ray.train
+
+    ctx = ray.train.get_context()
+    train(RunConfig.from_dict(config["run"]), rank=ctx.get_world_rank(), world=ctx.get_world_size(),
+          resume=config["resume"], report=ray.train.report)
+
+
+def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False) -> list[dict]:
+    """Train in-process (`workers == 0`) or on `workers` Ray Train workers (local or at `address`)."""
+    if workers < 0:
+        raise ConfigError(f"expected --workers >= 0, got {workers}", key="--workers")
+    ensure_data(cfg)
+    if workers == 0:
+        return train(cfg, resume=resume)
+    import uuid
+
+    from nas.raytools import init_ray
+    import ray
+    from ray.train import RunConfig as RayRunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    cuda = torch.cuda.is_available()
+    started = init_ray(address=address, num_cpus=None if address else workers)
+    try:
+        trainer = TorchTrainer(
+            _ray_worker, train_loop_config={"run": cfg.to_dict(), "resume": resume},
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=cuda, resources_per_worker={"CPU": 1}),
+            torch_config=TorchConfig(backend="nccl" if cuda else "gloo"),
+            run_config=RayRunConfig(name=f"train-supernet-{uuid.uuid4().hex[:8]}",
+                                    storage_path=str((supernet_dir(cfg) / "ray").resolve())))
+        result = trainer.fit()
+        if result.error is not None:
+            raise TrackNASError(f"supernet training failed on a Ray worker: {result.error}")
+    finally:
+        if started:
+            ray.shutdown()
+    return json.loads((supernet_dir(cfg) / HISTORY).read_text())
