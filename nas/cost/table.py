@@ -21,7 +21,8 @@ from nas.cost.counting import count_flops, count_params
 from nas.io import atomic_write_json
 from nas.space.space import Arch, SearchSpace
 from trackers.lighttrack.blocks import PixelwiseFusion, Predictor, make_op
-from trackers.lighttrack.geometry import block_slots, output_geometry, slot_input_size, stem_plan
+from trackers.lighttrack.geometry import block_slots, output_geometry, slot_input_size
+from trackers.lighttrack.model import make_head_layer, make_stem
 
 TABLE_VERSION = 1
 
@@ -118,13 +119,7 @@ class CostTable:
         bb = spec.backbone
         trace = _Tracer()
         sizes = (spec.search_size, spec.template_size)
-        stem_ops = [bb.stem, *bb.fixed]
-
-        def build_stem() -> nn.Module:
-            return nn.Sequential(*[make_op(op, cin, cout, s, bb.act, bb.se)
-                                   for op, (cin, cout, s) in zip(stem_ops, stem_plan(spec))])
-
-        stem = [trace(("stem", size), build_stem, ((1, 3, size, size),)) for size in sizes]
+        stem = [trace(("stem", size), lambda: make_stem(spec), ((1, 3, size, size),)) for size in sizes]
         ever_active = {g for p in space.genes[space.output_gene].options for g, _, _ in space.active_block_genes(p)}
         block: list[list[list[int]]] = [[] for _ in space.genes]
         for slot in block_slots(space):
@@ -170,7 +165,7 @@ class CostTable:
             options = head.first_ops if layer == 0 else head.ops
             layer_in = cin if layer == 0 else channels
             layers.append([list(trace(("head", op.label, layer_in, channels, side),
-                                      lambda op=op, c_in=layer_in: make_op(op, c_in, channels, 1, "relu", se_cfg),
+                                      lambda op=op, c_in=layer_in: make_head_layer(op, c_in, channels, se_cfg),
                                       ((1, layer_in, side, side),))) if not op.is_skip else [0, 0]
                            for op in options])
         return {"predictor": list(predictor), "layers": layers}
