@@ -87,9 +87,14 @@ def sample_within(space: SearchSpace, rng: np.random.Generator, bounds: Bounds) 
         genotype = space.random_genotype(rng)
         if admits(genotype):
             return Arch(space, genotype)
-    genotype = list(space.random_genotype(rng))
-    while not admits(tuple(genotype)):
-        differing = [i for i, (g, a) in enumerate(zip(genotype, anchor)) if g != a]
+    return Arch(space, repair_towards(space.random_genotype(rng), anchor, admits, rng))
+
+
+def repair_towards(genotype: tuple[int, ...], anchor: tuple[int, ...], admits, rng: np.random.Generator) -> tuple[int, ...]:
+    """Copy random genes from a feasible `anchor` until `admits` holds; ends, since the anchor is feasible."""
+    genes = list(genotype)
+    while not admits(tuple(genes)):
+        differing = [i for i, (g, a) in enumerate(zip(genes, anchor)) if g != a]
         i = differing[int(rng.integers(len(differing)))]
-        genotype[i] = anchor[i]
-    return Arch(space, tuple(genotype))
+        genes[i] = anchor[i]
+    return tuple(genes)

@@ -5,7 +5,7 @@ its file lists until a frame is needed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -43,6 +43,12 @@ class Sequence:
             raise DataError("cannot read image (missing or not a decodable image)", source=str(path),
                             key=f"sequence {self.name} frame {i}")
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    def head(self, n: int) -> "Sequence":
+        """The first `n` frames as a sequence of their own (quick evaluations, fitness subsets)."""
+        cut = lambda a: None if a is None else a[:n]  # noqa: E731
+        return replace(self, frames=self.frames[:n], boxes=self.boxes[:n], visible=cut(self.visible),
+                       cover=cut(self.cover))
 
     def image_size(self) -> tuple[int, int]:
         """(W, H) of the video: metadata when available, else the size of frame 0."""

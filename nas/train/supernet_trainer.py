@@ -33,13 +33,14 @@ from nas.data.pairs import PairSampler, collate
 from nas.errors import ConfigError, TrackNASError
 from nas.io import atomic_torch_save, atomic_write_json, torch_load
 from nas.progress import Progress
-from nas.space import Arch, load_space
+from nas.space import load_space
 from nas.supernet import Supernet
 from nas.train.config import RunConfig
 from nas.train.losses import box_iou, predicted_boxes, tracking_loss
 from nas.train.lr import epoch_lr
 from nas.train.paths import PathSampler
 from nas.train.sstrack import SSTrackSchedule, make_interval_strategy
+from trackers.lighttrack.geometry import output_strides
 
 CHECKPOINT = "last.pt"
 HISTORY = "history.json"
@@ -61,14 +62,6 @@ def ensure_data(cfg: RunConfig) -> None:
 
     print(f"synthesising the default data into {root} ...", flush=True)
     generate_dataset(root, **cfg.data.synthesize)
-
-
-def output_strides(model: Supernet) -> list[int]:
-    """Every stride an output position of the space can produce (labels are made for each)."""
-    space = model.space
-    genotypes = [tuple(p if i == space.output_gene else 0 for i in range(len(space.genes)))
-                 for p in range(len(space.genes[space.output_gene].options))]
-    return sorted({model.arch_stride(Arch(space, g)) for g in genotypes})
 
 
 def _device() -> torch.device:
@@ -123,7 +116,7 @@ def train(cfg: RunConfig, *, rank: int = 0, world: int = 1, resume: bool = False
     interval = make_interval_strategy(sc.schedule, source=cfg.source)
     schedule = interval if isinstance(interval, SSTrackSchedule) else None
     pairs = PairSampler(sequences, template_size=space.spec.template_size, search_size=space.spec.search_size,
-                        strides=output_strides(model), interval=interval, length=sc.pairs_per_epoch, seed=cfg.seed)
+                        strides=output_strides(space), interval=interval, length=sc.pairs_per_epoch, seed=cfg.seed)
     paths = PathSampler(space, sc.path_sampler, sc.path_bounds(), seed=cfg.seed)
     backbone = {id(p) for m in (model.stem, model.blocks) for p in m.parameters()}
     groups = [{"params": [p for p in model.parameters() if id(p) in backbone], "name": "backbone"},

@@ -67,3 +67,9 @@ def output_geometry(space: SearchSpace, position: OutputPosition, image_size: in
     for stage in space.spec.backbone.stages[: position.stage + 1]:
         size, stride = conv_out(size, stage.stride), stride * stage.stride
     return space.spec.backbone.stages[position.stage].channels, size, stride
+
+
+def output_strides(space: SearchSpace) -> list[int]:
+    """Every total stride an output position of the space can have (labels are made for each)."""
+    return sorted({output_geometry(space, p, space.spec.search_size)[2]
+                   for p in space.genes[space.output_gene].options})
