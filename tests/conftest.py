@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE  # noqa: F401  (re-exported for tests)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -50,7 +52,6 @@ def large_space():
     return load_space("lighttrack-large")
 
 
-LIGHTTRACK_MOBILE = "back_04502514044521042540+cls_211000022+reg_100000111_ops_32"
 
 
 TINY_SPACE = REPO / "tests" / "spaces" / "tiny.yaml"

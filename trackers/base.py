@@ -10,6 +10,12 @@ from abc import ABC, abstractmethod
 from typing import NamedTuple
 
 import numpy as np
+import torch
+
+
+def default_device() -> torch.device:
+    """Every tracker runs on CUDA when present, else on the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class TrackResult(NamedTuple):

@@ -54,3 +54,8 @@ def grid_centers(search_size: int, stride: int) -> np.ndarray:
     """Crop-pixel coordinate of each score-map cell centre: (i - S//2) * stride + search//2."""
     size = score_size(search_size, stride)
     return (np.arange(size) - size // 2) * stride + search_size // 2
+
+
+def cosine_window(size: int) -> np.ndarray:
+    """Outer product of Hann windows over a score map: the prior that the target moves little."""
+    return np.outer(np.hanning(size), np.hanning(size))

@@ -16,6 +16,9 @@ import re
 from nas.errors import ArchError
 from nas.space.space import Arch, OutputPosition, SearchSpace
 
+LIGHTTRACK_MOBILE = "back_04502514044521042540+cls_211000022+reg_100000111_ops_32"
+"""LightTrack-Mobile, the one searched architecture the authors published (space lighttrack-mobile)."""
+
 _PATTERN = re.compile(r"^back_(\d+)\+cls_(\d+)\+reg_(\d+)_ops_(\d)(\d)$")
 _HEADS = ("cls", "reg")
 

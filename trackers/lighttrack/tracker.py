@@ -1,0 +1,248 @@
+"""The LightTrack tracking pipeline: crops, one forward pass per frame, decoding and smoothing.
+
+Any model with the `build_subnet` API (`template(z) -> zf`, `track(x, zf) -> {"cls", "reg"}`,
+`stride`) plugs in, so a found subnet, a supernet extraction and the Mobile baseline are tracked by
+exactly the same post-processing. The steps follow LightTrack's/Ocean's tracker:
+
+* template: SiamFC context square (`context_size`) resized to `exemplar_size`, features cached once;
+* search: the square `s_x = s_z * instance / exemplar` around the last centre, resized to
+  `instance_size` (256), or `big_instance_size` (288) for the whole sequence when the first box
+  covers less than `small_target_ratio` of the image, so tiny targets get more context;
+* decoding: each score-map cell predicts l, t, r, b distances from its crop-pixel centre;
+  candidates are re-weighted by a scale/aspect-change penalty and a cosine window (a motion prior);
+* size smoothing: the size update rate is `penalty * cls * lr` at the chosen cell and, as in Ocean
+  (and LightTrack, which inherits its tracker), the update is applied twice, so the effective rate
+  is its square. `smooth_twice=False` gives the textbook single update;
+* clamping: the centre stays inside the image, the size within [min_size, image size].
+
+Crops are exact sub-pixel warps (`crop_square`), not rounded to whole pixels, and the exemplar is
+128 (LightTrack's `--even 1`; its VOT script uses 127, which gives the same 8x8 feature map).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.data.crops import context_size, cosine_window, crop_square, grid_centers, normalize, score_size
+from nas.errors import ConfigError
+from nas.io import torch_load
+from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE
+from trackers.base import Tracker, TrackResult, default_device
+
+BASELINES = {"lighttrack-mobile": ("lighttrack-mobile", LIGHTTRACK_MOBILE)}
+"""Built-in baseline name -> (search space, LightTrack path string)."""
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Hyper-parameters of the pipeline; defaults are Ocean's, which LightTrack's search used."""
+
+    penalty_k: float = 0.062
+    window_influence: float = 0.38
+    lr: float = 0.765
+    exemplar_size: int = 128
+    instance_size: int = 256
+    big_instance_size: int = 288
+    small_target_ratio: float = 0.004
+    context_amount: float = 0.5
+    min_size: float = 10.0
+    smooth_twice: bool = True
+
+
+PRESETS: dict[str, TrackerConfig] = {
+    "default": TrackerConfig(),
+    # the only benchmark config shipped with LightTrack (experiments/test/VOT/LightTrack.yaml)
+    "vot2019": TrackerConfig(penalty_k=0.007, window_influence=0.225, lr=0.616),
+}
+
+
+def preset(name: str) -> TrackerConfig:
+    """A named hyper-parameter set; a one-line ConfigError lists the known names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}",
+                          key="preset") from None
+
+
+def _change(r: np.ndarray) -> np.ndarray:
+    return np.maximum(r, 1.0 / r)
+
+
+def decode(cls_logits: np.ndarray, reg: np.ndarray, *, center: np.ndarray, size: np.ndarray,
+           scale_z: float, instance_size: int, stride: int, config: TrackerConfig,
+           window: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Pick the best cell of one score map and update the target: (centre, size, confidence).
+
+    `cls_logits` is (S, S), `reg` is (4, S, S) l, t, r, b in search-crop pixels; `center`/`size`
+    are the current state in image pixels and `scale_z` is crop px per image px. The returned
+    confidence is the raw sigmoid score of the chosen cell (the penalties only rank candidates).
+    """
+    grid = grid_centers(instance_size, stride).astype(np.float64)
+    cls = 1.0 / (1.0 + np.exp(-cls_logits.astype(np.float64)))
+    left, top, right, bottom = reg.astype(np.float64)
+    x1, x2 = grid[None, :] - left, grid[None, :] + right
+    y1, y2 = grid[:, None] - top, grid[:, None] + bottom
+    w_pred, h_pred = x2 - x1, y2 - y1
+
+    w_crop, h_crop = size * scale_z
+    w_safe, h_safe = np.maximum(w_pred, 1e-6), np.maximum(h_pred, 1e-6)
+    s_c = _change(np.vectorize(context_size)(w_safe, h_safe, config.context_amount)
+                  / context_size(w_crop, h_crop, config.context_amount))
+    r_c = _change((w_crop / h_crop) / (w_safe / h_safe))
+    penalty = np.exp(-(r_c * s_c - 1.0) * config.penalty_k)
+    pscore = penalty * cls
+    if window is None:
+        window = cosine_window(cls.shape[0])
+    pscore = pscore * (1.0 - config.window_influence) + window * config.window_influence
+    iy, ix = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
+
+    offset = np.array([(x1[iy, ix] + x2[iy, ix]) / 2.0, (y1[iy, ix] + y2[iy, ix]) / 2.0])
+    new_center = center + (offset - instance_size / 2.0) / scale_z
+    pred_size = np.array([w_pred[iy, ix], h_pred[iy, ix]]) / scale_z
+    rate = penalty[iy, ix] * cls[iy, ix] * config.lr
+    new_size = (1.0 - rate) * size + rate * pred_size
+    if config.smooth_twice:
+        new_size = (1.0 - rate) * size + rate * new_size
+    return new_center, new_size, float(cls[iy, ix])
+
+
+def clamp_state(center: np.ndarray, size: np.ndarray, image_wh: tuple[int, int],
+                min_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the centre inside the image and each side within [min_size, image side]."""
+    limit = np.asarray(image_wh, dtype=np.float64)
+    return np.clip(center, 0.0, limit), np.clip(size, min_size, np.maximum(limit, min_size))
+
+
+
+class LightTrackTracker(Tracker):
+    """`Tracker` over any LightTrack-API model; state is reset by every `initialize`."""
+
+    name = "lighttrack"
+
+    def __init__(self, model: torch.nn.Module, config: TrackerConfig = TrackerConfig(),
+                 device: torch.device | str | None = None, name: str | None = None):
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.to(self.device).eval()
+        self.stride = int(model.stride)
+        self.config = config
+        if name:
+            self.name = name
+        self.instance_size = config.instance_size
+        self._zf: torch.Tensor | None = None
+
+    def _features(self, crop: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(normalize(crop))[None].to(self.device)
+
+    @torch.inference_mode()
+    def initialize(self, frame: np.ndarray, box: np.ndarray) -> None:
+        cfg = self.config
+        x, y, w, h = np.asarray(box, dtype=np.float64)
+        self.center = np.array([x + w / 2.0, y + h / 2.0])
+        self.size = np.array([w, h])
+        self.image_wh = (frame.shape[1], frame.shape[0])
+        small = w * h / float(frame.shape[0] * frame.shape[1]) < cfg.small_target_ratio
+        self.instance_size = cfg.big_instance_size if small else cfg.instance_size
+        self.window = cosine_window(score_size(self.instance_size, self.stride))
+        # the first frame's mean pads every later crop, as in SiamFC/Ocean
+        self.pad = frame.reshape(-1, frame.shape[-1]).mean(axis=0)
+        s_z = context_size(w, h, cfg.context_amount)
+        z = crop_square(frame, tuple(self.center), s_z, cfg.exemplar_size, self.pad)
+        self._zf = self.model.template(self._features(z))
+
+    @torch.inference_mode()
+    def track(self, frame: np.ndarray) -> TrackResult:
+        if self._zf is None:
+            raise RuntimeError("track() called before initialize()")
+        cfg = self.config
+        s_z = context_size(*self.size, cfg.context_amount)
+        scale_z = cfg.exemplar_size / s_z
+        s_x = s_z * self.instance_size / cfg.exemplar_size
+        x = crop_square(frame, tuple(self.center), s_x, self.instance_size, self.pad)
+        out = self.model.track(self._features(x), self._zf)
+        center, size, score = decode(
+            out["cls"][0, 0].float().cpu().numpy(), out["reg"][0].float().cpu().numpy(),
+            center=self.center, size=self.size, scale_z=scale_z,
+            instance_size=self.instance_size, stride=self.stride, config=cfg, window=self.window)
+        self.center, self.size = clamp_state(center, size, self.image_wh, cfg.min_size)
+        box = np.concatenate([self.center - self.size / 2.0, self.size])
+        return TrackResult(box, score)
+
+
+def _summary(err: BaseException, limit: int = 200) -> str:
+    """An exception as one short line (torch's load errors span many lines)."""
+    text = " ".join(str(err).split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def load_weights(model: torch.nn.Module, weights: str | Path) -> None:
+    """Load a state dict saved with `torch.save` (read with weights_only=True, never executed)."""
+    path = Path(weights)
+    if not path.is_file():
+        raise ConfigError("weights file not found", source=str(path))
+    try:
+        state = torch_load(path)
+    except Exception as err:  # torch.load raises pickle, zip, runtime and OS errors alike
+        raise ConfigError(f"cannot read checkpoint ({_summary(err)})", source=str(path)) from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"expected a state dict, got {type(state).__name__}", source=str(path))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ConfigError(f"state dict does not fit this architecture ({_summary(err)})",
+                          source=str(path)) from None
+
+
+@dataclass(frozen=True)
+class LightTrackSpec:
+    """Picklable recipe for a LightTrack tracker, so each worker process builds its own copy.
+
+    `target` is a `BASELINES` name, an arch JSON path or an arch JSON object; `weights` an optional
+    state-dict file (random initial weights otherwise, seeded by `seed` so every worker builds the
+    same model).
+    """
+
+    target: str | dict
+    config: TrackerConfig = TrackerConfig()
+    weights: str | None = None
+    device: str | None = None
+    seed: int = 0
+
+    def arch(self) -> Any:
+        """The `Arch` to build; a one-line TrackNASError when the target is not usable."""
+        from nas.space import arch_from_json, load_arch, load_space
+
+        if isinstance(self.target, dict):
+            return arch_from_json(self.target)
+        if self.target in BASELINES:
+            space_name, path_string = BASELINES[self.target]
+            return load_space(space_name).from_lighttrack_string(path_string)
+        if not Path(self.target).is_file():
+            raise ConfigError(f"not an architecture file nor a baseline (baselines: {sorted(BASELINES)})",
+                              source=self.target)
+        return load_arch(self.target)
+
+    def build_model(self) -> torch.nn.Module:
+        from trackers.lighttrack.model import build_subnet
+
+        arch = self.arch()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = build_subnet(arch.space, arch)
+        if self.weights is not None:
+            load_weights(model, self.weights)
+        return model
+
+    @property
+    def name(self) -> str:
+        if isinstance(self.target, dict):
+            return str(self.target.get("arch_id", "arch"))
+        return self.target if self.target in BASELINES else Path(self.target).stem
+
+    def __call__(self) -> LightTrackTracker:
+        return LightTrackTracker(self.build_model(), self.config, self.device, name=self.name)
