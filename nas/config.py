@@ -1,4 +1,6 @@
-"""Run configuration files (YAML, safe loader) for supernet training, validated with one-line errors.
+"""Run configuration files (YAML, safe loader): one file drives data, supernet, fitness and search.
+
+Every section is validated up front with one-line errors naming the file and key.
 
 ```yaml
 name: quickstart                 # run directory runs/<name>/ unless `output` is given
@@ -25,11 +27,28 @@ supernet:
   bounds: {flops: 600M, params: 2M}   # optional: train only paths inside this window
   schedule: {schedule: uniform, max_gap: 100}   # or {schedule: sstrack, ...}
   backbone_checkpoint: null      # optional state dict of the supernet backbone (stem.*, blocks.*)
+fitness:                         # how a candidate is scored (see nas/fitness/supernet_fitness.py)
+  metric: ao_sr50                # (AO + SR0.5) / 2 as LightTrack; or ao, auc
+  bn_batches: 200                # BN recalibration: batches of training pairs ...
+  bn_batch_size: 32              # ... of this size
+  max_sequences: null            # evaluate on the first N validation sequences (null: all)
+  max_frames: null               # ... and their first M frames
+  tracker_preset: default        # LightTrack tracker hyper-parameters (default | vot2019)
+search:                          # see nas/search/state.py SearchSettings
+  algorithm: evolution           # evolution | nsga2 | random
+  population: 48
+  top_k: 10
+  mutations: 24
+  crossovers: 24
+  mutation_prob: 0.1
+  generations: 20
+  bounds: {preset: default}      # a constraint preset of the space, or {flops: 600M, params: 2M}
+  objectives: [fitness, flops]   # NSGA-II objectives and the reported Pareto front
 ```
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +90,39 @@ class SupernetConfig:
 
 
 @dataclass(frozen=True)
+class FitnessConfig:
+    metric: str = "ao_sr50"
+    bn_batches: int = 200
+    bn_batch_size: int = 32
+    max_sequences: int | None = None
+    max_frames: int | None = None
+    tracker_preset: str = "default"
+    val_split: str = "val"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    algorithm: str = "evolution"
+    population: int = 48
+    top_k: int = 10
+    mutations: int = 24
+    crossovers: int = 24
+    mutation_prob: float = 0.1
+    generations: int = 20
+    max_retries: int = 10
+    bounds: dict = field(default_factory=lambda: {"preset": "default"})
+    objectives: list = field(default_factory=lambda: ["fitness", "flops"])
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str
     space: str
     output: str
     data: DataConfig
     supernet: SupernetConfig
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     seed: int = 0
     source: str = "<config>"
 
@@ -85,10 +131,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, obj: dict) -> "RunConfig":
-        return cls(**{**obj, "data": DataConfig(**obj["data"]), "supernet": SupernetConfig(**obj["supernet"])})
+        return cls(**{**obj, "data": DataConfig(**obj["data"]), "supernet": SupernetConfig(**obj["supernet"]),
+                      "fitness": FitnessConfig(**obj.get("fitness", {})), "search": SearchConfig(**obj.get("search", {}))})
 
 
-_TOP = {"name", "space", "seed", "output", "data", "supernet"}
+_TOP = {"name", "space", "seed", "output", "data", "supernet", "fitness", "search"}
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -179,4 +226,36 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
     supernet = SupernetConfig(**values)
     if supernet.batch_size > supernet.pairs_per_epoch:
         raise fail("supernet.batch_size", f"expected <= pairs_per_epoch ({supernet.pairs_per_epoch})")
-    return RunConfig(name=name, space=space, output=output, data=data_cfg, supernet=supernet, seed=seed, source=source)
+    fitness = FitnessConfig(**_typed_section(data, "fitness", FitnessConfig, fail))
+    search_values = _typed_section(data, "search", SearchConfig, fail)
+    bounds = search_values.get("bounds", {"preset": "default"})
+    if not isinstance(bounds, dict) or set(bounds) - {"preset", "flops", "params"}:
+        raise fail("search.bounds", "expected {preset: NAME} and/or {flops: 600M, params: 2M}")
+    search_values["bounds"] = {k: (str(v) if k == "preset" else parse_quantity(v, source=source, key=f"search.bounds.{k}"))
+                               for k, v in bounds.items()}
+    if "objectives" in search_values and (not isinstance(search_values["objectives"], list)
+                                          or not all(isinstance(o, str) for o in search_values["objectives"])):
+        raise fail("search.objectives", "expected a list like [fitness, flops]")
+    return RunConfig(name=name, space=space, output=output, data=data_cfg, supernet=supernet, fitness=fitness,
+                     search=SearchConfig(**search_values), seed=seed, source=source)
+
+
+def _typed_section(data: dict, key: str, cls: type, fail) -> dict:
+    """A section's values, checked against the types of the dataclass defaults (None allowed for Optional)."""
+    section = data.get(key, {}) or {}
+    if not isinstance(section, dict):
+        raise fail(key, "expected a mapping")
+    defaults = {f.name: (f.default if f.default is not MISSING else f.default_factory()) for f in fields(cls)}
+    bad = sorted(set(section) - set(defaults))
+    if bad:
+        raise fail(f"{key}.{bad[0]}", f"unknown key; expected one of {', '.join(sorted(defaults))}")
+    for name, value in section.items():
+        default, optional = defaults[name], "None" in str(cls.__dataclass_fields__[name].type)
+        if value is None and optional:
+            continue
+        expected = type(default) if default is not None else int
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if expected is float else \
+            isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if not ok:
+            raise fail(f"{key}.{name}", f"expected {expected.__name__}{' or null' if optional else ''}, got {value!r}")
+    return dict(section)

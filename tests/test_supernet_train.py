@@ -20,7 +20,7 @@ from nas.errors import ConfigError
 from nas.io import torch_load
 from nas.space import Bounds, load_space
 from nas.supernet import Supernet
-from nas.train.config import load_config
+from nas.config import load_config
 from nas.train.losses import balanced_bce, iou_loss, tracking_loss
 from nas.train.lr import epoch_lr
 from nas.train.paths import PathSampler

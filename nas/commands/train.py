@@ -7,7 +7,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-supernet", help="train the weight-sharing supernet of a run config")
-    p.add_argument("config", type=Path, help="run config YAML (see nas/train/config.py)")
+    p.add_argument("config", type=Path, help="run config YAML (see nas/config.py)")
     p.add_argument("--workers", type=int, default=0, help="Ray Train workers; 0 = in-process (default)")
     p.add_argument("--address", help="join an existing Ray cluster (default: a private loopback instance)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last epoch checkpoint")
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     import nas.raytools  # noqa: F401  (loopback-only Ray must be configured before ray is imported)
-    from nas.train.config import load_config
+    from nas.config import load_config
     from nas.train.supernet_trainer import launch, supernet_dir
 
     cfg = load_config(args.config)

@@ -35,7 +35,7 @@ from nas.io import atomic_torch_save, atomic_write_json, torch_load
 from nas.progress import Progress
 from nas.space import load_space
 from nas.supernet import Supernet
-from nas.train.config import RunConfig
+from nas.config import RunConfig
 from nas.train.losses import box_iou, predicted_boxes, tracking_loss
 from nas.train.lr import epoch_lr
 from nas.train.paths import PathSampler
