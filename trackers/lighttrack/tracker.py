@@ -4,7 +4,7 @@ Any model with the `build_subnet` API (`template(z) -> zf`, `track(x, zf) -> {"c
 `stride`) plugs in, so a found subnet, a supernet extraction and the Mobile baseline are tracked by
 exactly the same post-processing. The steps follow LightTrack's/Ocean's tracker:
 
-* template: SiamFC context square (`context_size`) resized to `exemplar_size`, features cached once;
+* template: SiamFC context square (`context_size`) resized to the space's template size, cached once;
 * search: the square `s_x = s_z * instance / exemplar` around the last centre, resized to
   `instance_size` (256), or `big_instance_size` (288) for the whole sequence when the first box
   covers less than `small_target_ratio` of the image, so tiny targets get more context;
@@ -44,9 +44,9 @@ class TrackerConfig:
     penalty_k: float = 0.062
     window_influence: float = 0.38
     lr: float = 0.765
-    exemplar_size: int = 128
-    instance_size: int = 256
-    big_instance_size: int = 288
+    exemplar_size: int | None = None  # None: the model's space (LightTrack: 128)
+    instance_size: int | None = None  # None: the model's space (LightTrack: 256)
+    big_instance_size: int | None = None  # None: instance + 2 strides (LightTrack: 288)
     small_target_ratio: float = 0.004
     context_amount: float = 0.5
     min_size: float = 10.0
@@ -132,7 +132,11 @@ class LightTrackTracker(Tracker):
         self.config = config
         if name:
             self.name = name
-        self.instance_size = config.instance_size
+        spec = getattr(getattr(model, "space", None), "spec", None)
+        self.exemplar_size = config.exemplar_size or (spec.template_size if spec else 128)
+        self.normal_instance = config.instance_size or (spec.search_size if spec else 256)
+        self.big_instance = config.big_instance_size or self.normal_instance + 2 * self.stride
+        self.instance_size = self.normal_instance
         self._zf: torch.Tensor | None = None
 
     def _features(self, crop: np.ndarray) -> torch.Tensor:
@@ -146,12 +150,12 @@ class LightTrackTracker(Tracker):
         self.size = np.array([w, h])
         self.image_wh = (frame.shape[1], frame.shape[0])
         small = w * h / float(frame.shape[0] * frame.shape[1]) < cfg.small_target_ratio
-        self.instance_size = cfg.big_instance_size if small else cfg.instance_size
+        self.instance_size = self.big_instance if small else self.normal_instance
         self.window = cosine_window(score_size(self.instance_size, self.stride))
         # the first frame's mean pads every later crop, as in SiamFC/Ocean
         self.pad = frame.reshape(-1, frame.shape[-1]).mean(axis=0)
         s_z = context_size(w, h, cfg.context_amount)
-        z = crop_square(frame, tuple(self.center), s_z, cfg.exemplar_size, self.pad)
+        z = crop_square(frame, tuple(self.center), s_z, self.exemplar_size, self.pad)
         self._zf = self.model.template(self._features(z))
 
     @torch.inference_mode()
@@ -160,8 +164,8 @@ class LightTrackTracker(Tracker):
             raise RuntimeError("track() called before initialize()")
         cfg = self.config
         s_z = context_size(*self.size, cfg.context_amount)
-        scale_z = cfg.exemplar_size / s_z
-        s_x = s_z * self.instance_size / cfg.exemplar_size
+        scale_z = self.exemplar_size / s_z
+        s_x = s_z * self.instance_size / self.exemplar_size
         x = crop_square(frame, tuple(self.center), s_x, self.instance_size, self.pad)
         out = self.model.track(self._features(x), self._zf)
         center, size, score = decode(

@@ -1,0 +1,53 @@
+"""`tracknas search CONFIG` (the whole job) and `tracknas export RUN_DIR`."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="data -> supernet -> evolutionary search -> export, into runs/<name>/")
+    p.add_argument("config", type=Path, help="run config YAML (see nas/config.py; runs/quickstart.yaml)")
+    p.add_argument("--workers", type=int, default=0, help="Ray workers for training and fitness; 0 = in-process")
+    p.add_argument("--address", help="join an existing Ray cluster (default: a private loopback instance)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the config's run directory")
+    p.set_defaults(func=_search)
+
+    e = sub.add_parser("export", help="a run's best (or chosen) architecture -> JSON + standalone checkpoint")
+    e.add_argument("run_dir", type=Path, help="run directory (runs/<name>)")
+    e.add_argument("--arch-id", help="an evaluated architecture instead of the best")
+    e.add_argument("--onnx", action="store_true", help="also write template.onnx and search.onnx")
+    e.add_argument("-o", "--out", type=Path, help="export directory (default RUN_DIR/best or RUN_DIR/<arch-id>)")
+    e.set_defaults(func=_export)
+
+
+def _search(args: argparse.Namespace) -> int:
+    import nas.raytools  # noqa: F401  (loopback-only Ray must be configured before ray is imported)
+    from nas.config import load_config
+    from nas.search.job import run_job
+
+    if args.workers < 0:
+        from nas.errors import ConfigError
+
+        raise ConfigError(f"expected --workers >= 0, got {args.workers}", key="--workers")
+    summary = run_job(load_config(args.config), workers=args.workers, address=args.address, resume=args.resume)
+    print(f"best architecture {summary['arch_id']}: fitness {summary['fitness']:.4f}, "
+          f"{summary['flops'] / 1e6:.1f} MFLOPs, {summary['params'] / 1e6:.3f} M params "
+          f"({summary['evaluated']} candidates evaluated)")
+    print(f"run directory {summary['run_dir']}; standalone export {summary['export']}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from nas.config import RunConfig
+    from nas.errors import ConfigError
+    from nas.search.job import export_run
+
+    saved = args.run_dir / "config.json"
+    if not saved.is_file():
+        raise ConfigError("not a run directory (config.json is missing)", source=str(args.run_dir))
+    out = export_run(RunConfig.from_dict(json.loads(saved.read_text())), args.arch_id, onnx=args.onnx,
+                     out_dir=args.out)
+    print(f"exported to {out}")
+    return 0

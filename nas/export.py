@@ -1,0 +1,101 @@
+"""Export a found architecture as a standalone model, and load it back from the export alone.
+
+An export directory holds `arch.json` (the architecture, with cost, fitness and provenance),
+`space.yaml` (a copy of the DSL file, so the model rebuilds without the original space), and
+`model.pt` (the subnet's state dict, weights inherited from the supernet and BN re-estimated on
+training pairs; loadable with `weights_only=True`), plus `template.onnx` / `search.onnx` on request.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+
+from nas.errors import ConfigError
+from nas.io import atomic_torch_save, atomic_write_json, torch_load
+from nas.space import Arch, load_arch, load_space
+from trackers.lighttrack.model import LightTrackSubnet, build_subnet
+
+ARCH_FILE, SPACE_FILE, MODEL_FILE = "arch.json", "space.yaml", "model.pt"
+
+
+def write_export(out_dir: str | Path, arch_json: dict, model: LightTrackSubnet, *, onnx: bool = False) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    space_copy = out_dir / SPACE_FILE
+    if Path(model.space.spec.source).resolve() != space_copy.resolve():
+        shutil.copyfile(model.space.spec.source, space_copy)
+    atomic_torch_save(model.state_dict(), out_dir / MODEL_FILE)
+    if onnx:
+        export_onnx(model, out_dir)
+    atomic_write_json(out_dir / ARCH_FILE, arch_json)  # last: its presence marks a complete export
+    return out_dir
+
+
+def load_export(export_dir: str | Path) -> tuple[Arch, LightTrackSubnet]:
+    """Rebuild an exported model from its directory alone (space copy + arch JSON + state dict)."""
+    export_dir = Path(export_dir)
+    for name in (ARCH_FILE, SPACE_FILE, MODEL_FILE):
+        if not (export_dir / name).is_file():
+            raise ConfigError(f"not an export directory: {name} is missing", source=str(export_dir))
+    space = load_space(export_dir / SPACE_FILE)
+    arch = load_arch(export_dir / ARCH_FILE, space)
+    model = build_subnet(space, arch)
+    model.load_state_dict(torch_load(export_dir / MODEL_FILE))
+    return arch, model.eval()
+
+
+def export_onnx(model: LightTrackSubnet, out_dir: Path) -> None:
+    """Template and search branches as two ONNX graphs (deployments run them separately)."""
+    spec = model.space.spec
+    model = model.eval()
+    z = torch.randn(1, 3, spec.template_size, spec.template_size)
+    x = torch.randn(1, 3, spec.search_size, spec.search_size)
+
+    class _Search(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x, zf):
+            out = self.model.track(x, zf)
+            return out["cls"], out["reg"]
+
+    class _Template(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, z):
+            return self.model.template(z)
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated; it needs no extra package
+        zf = model.template(z)
+        torch.onnx.export(_Template(), (z,), str(out_dir / "template.onnx"), input_names=["z"],
+                          output_names=["zf"], dynamo=False)
+        torch.onnx.export(_Search(), (x, zf), str(out_dir / "search.onnx"), input_names=["x", "zf"],
+                          output_names=["cls", "reg"], dynamo=False)
+
+
+def arch_json_from_run(run_dir: Path, space, arch_id: str | None) -> dict:
+    """`best.json` of a finished search, or the evaluated candidate `arch_id` of its search state."""
+    best_path = run_dir / "best.json"
+    if not best_path.is_file():
+        raise ConfigError("no best.json: the search has not finished (run `tracknas search --resume`)",
+                          source=str(run_dir))
+    best = json.loads(best_path.read_text())
+    if arch_id is None or arch_id == best.get("arch_id"):
+        return best
+    state = json.loads((run_dir / "search" / "state.json").read_text())
+    record = state.get("evaluated", {}).get(arch_id)
+    if record is None:
+        raise ConfigError(f"architecture {arch_id!r} was not evaluated in this run", source=str(run_dir))
+    from nas.cost.table import cost_table
+
+    arch = Arch(space, tuple(record["genotype"]))
+    return arch.to_json(cost=cost_table(space).cost(arch), fitness=record.get("fitness"),
+                        metrics=record.get("metrics"), provenance=best.get("provenance"))

@@ -1,0 +1,125 @@
+"""Fitness of a candidate from the trained supernet (LightTrack Alg. 2, lines 4-5).
+
+For each architecture: extract its path with the inherited weights, re-estimate the path's BN
+statistics on training pairs (the supernet's running statistics mix every path), then track the
+validation split with the same LightTrack pipeline and metrics that `tracknas evaluate` uses.
+Default fitness = (AO + SR0.5) / 2 on the GOT-10k protocol, as LightTrack; `ao` and `auc` (OTB
+one-pass success AUC) are also available.
+
+`FitnessSpec` is a small picklable recipe; calling it builds a `SupernetFitness` that keeps the
+supernet, the validation frames and the BN batches resident, so a Ray actor pays for them once and
+then evaluates many candidates.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from nas.data.datasets import open_dataset
+from nas.data.pairs import PairSampler, collate
+from nas.errors import ConfigError
+from nas.fitness import metrics
+from nas.fitness.harness import run_sequence
+from nas.io import torch_load
+from nas.space import Arch, load_space
+from nas.supernet import Supernet, recalibrate_bn
+from trackers.lighttrack.geometry import output_strides
+from trackers.lighttrack.tracker import LightTrackTracker, preset
+
+FITNESS_METRICS = ("ao_sr50", "ao", "auc")
+BN_CACHE_LIMIT = 1024  # pairs kept decoded in memory; larger recalibration sets are re-read each time
+
+
+@dataclass(frozen=True)
+class FitnessSpec:
+    space: str
+    checkpoint: str  # supernet checkpoint (`last.pt` of train-supernet)
+    data_root: str
+    data_format: str | None = None
+    val_split: str = "val"
+    train_split: str = "train"
+    bn_batches: int = 200  # LightTrack: 200 iterations ...
+    bn_batch_size: int = 32  # ... of 32 pairs
+    max_sequences: int | None = None  # evaluate on the first N validation sequences
+    max_frames: int | None = None  # and their first M frames
+    metric: str = "ao_sr50"
+    tracker_preset: str = "default"
+    seed: int = 0
+    threads: int | None = None  # torch threads in the evaluating process (None: leave as is)
+
+    def __post_init__(self):
+        if self.metric not in FITNESS_METRICS:
+            raise ConfigError(f"expected one of {', '.join(FITNESS_METRICS)}, got {self.metric!r}", key="fitness.metric")
+        for key in ("bn_batches", "bn_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"expected a positive integer, got {getattr(self, key)!r}", key=f"fitness.{key}")
+
+    def __call__(self) -> "SupernetFitness":
+        return SupernetFitness(self)
+
+
+class SupernetFitness:
+    """Evaluates genotypes against one resident supernet (build once per worker)."""
+
+    def __init__(self, spec: FitnessSpec):
+        if spec.threads:
+            torch.set_num_threads(spec.threads)
+        self.spec = spec
+        self.space = load_space(spec.space)
+        self.device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+        self.supernet = Supernet(self.space)
+        state = torch_load(spec.checkpoint, map_location="cpu")
+        if state.get("space_hash") != self.space.hash:
+            raise ConfigError(f"supernet checkpoint is for space hash {state.get('space_hash')}, "
+                              f"expected {self.space.hash}", source=spec.checkpoint)
+        self.supernet.load_state_dict(state["model"])
+        self.supernet.to(self.device).eval()
+        val = open_dataset(spec.data_root, spec.data_format, spec.val_split)
+        self.sequences = [seq.head(spec.max_frames) if spec.max_frames else seq
+                          for seq in val[: spec.max_sequences or None]]
+        self.pairs = PairSampler(open_dataset(spec.data_root, spec.data_format, spec.train_split),
+                                 template_size=self.space.spec.template_size,
+                                 search_size=self.space.spec.search_size, strides=output_strides(self.space),
+                                 length=spec.bn_batches * spec.bn_batch_size, seed=spec.seed)
+        self._bn_cache = self._bn_batches() if len(self.pairs) <= BN_CACHE_LIMIT else None
+        from nas.cost.table import cost_table
+
+        self.table = cost_table(self.space)
+
+    def _bn_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        size = self.spec.bn_batch_size
+        batches = []
+        for b in range(self.spec.bn_batches):
+            batch = collate([self.pairs[i] for i in range(b * size, (b + 1) * size)])
+            batches.append((batch["template"].to(self.device), batch["search"].to(self.device)))
+        return batches
+
+    def recalibrated_subnet(self, arch: Arch):
+        """The standalone subnet of `arch` with inherited weights and its BN re-estimated (eval mode)."""
+        subnet = self.supernet.extract(arch)
+        recalibrate_bn(subnet, self._bn_cache if self._bn_cache is not None else self._bn_batches(),
+                       self.spec.bn_batches)
+        return subnet.eval()
+
+    def evaluate(self, genotype: list[int] | tuple[int, ...]) -> dict:
+        started = time.monotonic()
+        arch = Arch(self.space, tuple(int(g) for g in genotype))
+        subnet = self.recalibrated_subnet(arch)
+        tracker = LightTrackTracker(subnet, preset(self.spec.tracker_preset), str(self.device))
+        ious, curves, frames, tracking_seconds = [], [], 0, 0.0
+        for seq in self.sequences:
+            boxes, times = run_sequence(tracker, seq)
+            ious.append(metrics.got10k_frame_ious(boxes, seq.boxes, seq.cover, bound=seq.image_size()))
+            curves.append(metrics.one_pass_curves(boxes, seq.boxes, seq.visible))
+            frames += len(seq)
+            tracking_seconds += float(np.sum(times))
+        overlap = metrics.overlap_summary(np.concatenate(ious))
+        auc = metrics.summarize_curves(metrics.mean_curves(curves))["auc"]
+        scores = {"ao_sr50": (overlap["ao"] + overlap["sr50"]) / 2, "ao": overlap["ao"], "auc": auc}
+        return {"fitness": float(scores[self.spec.metric]), "ao": overlap["ao"], "sr50": overlap["sr50"],
+                "sr75": overlap["sr75"], "auc": auc, "flops": self.table.flops(arch),
+                "params": self.table.params(arch), "fps": frames / tracking_seconds if tracking_seconds else None,
+                "seconds": round(time.monotonic() - started, 3)}

@@ -1,0 +1,121 @@
+"""The product's main job, `tracknas search CONFIG`: data -> supernet -> evolution -> export.
+
+Each stage is resumable on its own: the synthetic data is created once, supernet training resumes
+from its last epoch checkpoint, the search from its per-candidate state, and the export is
+rewritten from the search result. Everything lands in the run directory:
+
+    runs/<name>/config.json          the resolved configuration
+    runs/<name>/supernet/            last.pt, history.json
+    runs/<name>/search/state.json    resumable search state
+    runs/<name>/best.json            best architecture (space hash, choices, FLOPs, params, fitness,
+                                     seed, supernet checkpoint hash)
+    runs/<name>/pareto.json          Pareto front over the configured objectives
+    runs/<name>/generations.csv, logbook.json, search.png
+    runs/<name>/best/                standalone export (arch.json, space.yaml, model.pt)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from nas.config import RunConfig
+from nas.errors import ConfigError
+from nas.export import arch_json_from_run, write_export
+from nas.fitness.supernet_fitness import FitnessSpec, SupernetFitness
+from nas.io import atomic_write_json, torch_load
+from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, run_search
+from nas.search.report import write_reports
+from nas.space import Bounds, SearchSpace, load_space
+from nas.space.arch import arch_from_json
+from nas.train.supernet_trainer import CHECKPOINT, ensure_data, launch, supernet_dir
+
+
+def search_settings(cfg: RunConfig, space: SearchSpace) -> SearchSettings:
+    sc = cfg.search
+    bounds = dict(sc.bounds)
+    preset = bounds.pop("preset", None)
+    base = Bounds()
+    if preset is not None:
+        if preset not in space.constraints:
+            raise ConfigError(f"unknown constraint preset {preset!r}; the space declares "
+                              f"{', '.join(space.constraints) or 'none'}", source=cfg.source, key="search.bounds.preset")
+        base = space.constraints[preset]
+    return SearchSettings(population=sc.population, top_k=sc.top_k, mutations=sc.mutations, crossovers=sc.crossovers,
+                          mutation_prob=sc.mutation_prob, generations=sc.generations, seed=cfg.seed,
+                          bounds=replace(base, **bounds), algorithm=sc.algorithm, objectives=tuple(sc.objectives),
+                          max_retries=sc.max_retries)
+
+
+def fitness_spec(cfg: RunConfig, threads: int | None = None) -> FitnessSpec:
+    fc = cfg.fitness
+    return FitnessSpec(space=cfg.space, checkpoint=str(supernet_dir(cfg) / CHECKPOINT), data_root=cfg.data.root,
+                       data_format=cfg.data.format, val_split=fc.val_split, train_split=cfg.data.split or "train",
+                       bn_batches=fc.bn_batches, bn_batch_size=fc.bn_batch_size, max_sequences=fc.max_sequences,
+                       max_frames=fc.max_frames, metric=fc.metric, tracker_preset=fc.tracker_preset, seed=cfg.seed,
+                       threads=threads)
+
+
+def _check_run_dir(cfg: RunConfig, resume: bool) -> Path:
+    run_dir = Path(cfg.output)
+    saved = run_dir / "config.json"
+    if saved.is_file():
+        if not resume:
+            raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or "
+                              "choose another name/output", source=cfg.source, key="name")
+        previous = json.loads(saved.read_text())
+        ignored = {"source"}
+        if {k: v for k, v in previous.items() if k not in ignored} != \
+                {k: v for k, v in cfg.to_dict().items() if k not in ignored}:
+            raise ConfigError(f"config differs from the one {run_dir} was started with; a resumed run must use "
+                              "the same config", source=cfg.source)
+    atomic_write_json(saved, cfg.to_dict())
+    return run_dir
+
+
+def supernet_finished(cfg: RunConfig) -> bool:
+    path = supernet_dir(cfg) / CHECKPOINT
+    return path.is_file() and int(torch_load(path)["epoch"]) >= cfg.supernet.epochs
+
+
+def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False) -> dict:
+    """Run (or resume) the whole job; returns a summary of the best architecture."""
+    run_dir = _check_run_dir(cfg, resume)
+    space = load_space(cfg.space)
+    settings = search_settings(cfg, space)
+    ensure_data(cfg)
+    if not supernet_finished(cfg):
+        print(f"[1/3] training the supernet ({cfg.supernet.epochs} epochs)", flush=True)
+        launch(cfg, workers=workers, address=address, resume=True)
+    else:
+        print("[1/3] supernet already trained", flush=True)
+    print(f"[2/3] searching: {settings.algorithm}, {settings.generations} generations, "
+          f"{'in-process' if workers == 0 else f'{workers} Ray workers'}", flush=True)
+    spec = fitness_spec(cfg, threads=None if workers == 0 else 1)
+    evaluator = LocalEvaluator(spec) if workers == 0 else RayPoolEvaluator(
+        spec, workers, address, num_cpus=None if address else workers)
+    try:
+        result = run_search(space, settings, evaluator, run_dir / "search" / "state.json", resume=resume)
+    finally:
+        evaluator.close()
+    if result.best is None:
+        raise ConfigError("every candidate failed to evaluate; see the errors in search/state.json",
+                          source=str(run_dir))
+    checkpoint = supernet_dir(cfg) / CHECKPOINT
+    write_reports(run_dir, space, settings, result, checkpoint, cfg.seed)
+    print("[3/3] exporting the best architecture", flush=True)
+    export = export_run(cfg, None)
+    best = json.loads((run_dir / "best.json").read_text())
+    return {"run_dir": str(run_dir), "export": str(export), "arch_id": best["arch_id"], "fitness": best["fitness"],
+            "flops": best["cost"]["flops"], "params": best["cost"]["params"], "evaluated": len(result.evaluated)}
+
+
+def export_run(cfg: RunConfig, arch_id: str | None, *, onnx: bool = False, out_dir: Path | None = None) -> Path:
+    """Extract an evaluated architecture from the run's supernet, re-estimate BN, write the export."""
+    run_dir = Path(cfg.output)
+    space = load_space(cfg.space)
+    arch_json = arch_json_from_run(run_dir, space, arch_id)
+    arch = arch_from_json(arch_json, space, source=str(run_dir / "best.json"))
+    fitness = SupernetFitness(fitness_spec(cfg))
+    model = fitness.recalibrated_subnet(arch)
+    return write_export(out_dir or run_dir / ("best" if arch_id is None else arch.arch_id), arch_json, model, onnx=onnx)

@@ -1,0 +1,80 @@
+"""What a finished search leaves in its run directory: best.json, pareto.json, the per-generation
+log (CSV + JSON) and two plots (fitness per generation; accuracy vs FLOPs with the Pareto front).
+All files are written atomically."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+
+from nas import __version__
+from nas.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from nas.search.evolution import Candidate, SearchResult
+from nas.search.state import SearchSettings
+from nas.space import Arch, SearchSpace
+
+LOG_FIELDS = ("gen", "evals", "failed", "best", "mean", "median", "best_so_far", "best_arch")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def candidate_json(space: SearchSpace, candidate: Candidate, provenance: dict) -> dict:
+    from nas.cost.table import cost_table
+
+    arch = Arch(space, tuple(candidate.genotype))
+    return arch.to_json(cost=cost_table(space).cost(arch), fitness=candidate.fitness,
+                        metrics=dict(candidate.metrics), provenance=provenance)
+
+
+def write_reports(run_dir: Path, space: SearchSpace, settings: SearchSettings, result: SearchResult,
+                  checkpoint: Path, seed: int) -> dict:
+    """Write every report file; returns the provenance stamped on the architectures."""
+    provenance = {"tool": f"tracknas {__version__}", "seed": seed, "space_hash": space.hash,
+                  "supernet_checkpoint": str(checkpoint), "supernet_sha256": file_sha256(checkpoint),
+                  "search": settings.to_json()}
+    atomic_write_json(run_dir / "best.json", candidate_json(space, result.best, provenance))
+    atomic_write_json(run_dir / "pareto.json", {"objectives": list(settings.objectives),
+                                                "front": [candidate_json(space, c, provenance) for c in result.pareto]})
+    atomic_write_json(run_dir / "logbook.json", result.logbook)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(result.logbook)
+    atomic_write_text(run_dir / "generations.csv", buffer.getvalue())
+    _plot(run_dir, result)
+    return provenance
+
+
+def _plot(run_dir: Path, result: SearchResult) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    gens = [row["gen"] for row in result.logbook]
+    for key in ("best", "mean", "median", "best_so_far"):
+        left.plot(gens, [row[key] if row[key] is not None else np.nan for row in result.logbook], marker="o", label=key)
+    left.set(xlabel="generation", ylabel="fitness", title="fitness per generation")
+    left.legend()
+    done = [c for c in result.evaluated.values() if c.get("fitness") is not None and np.isfinite(c["fitness"])]
+    right.scatter([c["metrics"]["flops"] / 1e6 for c in done], [c["fitness"] for c in done], s=12, alpha=0.5,
+                  label="evaluated")
+    front = sorted(result.pareto, key=lambda c: c.metrics["flops"])
+    right.plot([c.metrics["flops"] / 1e6 for c in front], [c.fitness for c in front], "r-o", label="Pareto front")
+    right.set(xlabel="MFLOPs (per frame)", ylabel="fitness", title="accuracy vs FLOPs")
+    right.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(run_dir / "search.png", buffer.getvalue())
