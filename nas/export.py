@@ -50,6 +50,10 @@ def load_export(export_dir: str | Path) -> tuple[Arch, LightTrackSubnet]:
 
 def export_onnx(model: LightTrackSubnet, out_dir: Path) -> None:
     """Template and search branches as two ONNX graphs (deployments run them separately)."""
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it to write the graph)
+    except ImportError:
+        raise ConfigError("ONNX export needs the onnx package: pip install 'tracknas[onnx]'", key="--onnx") from None
     spec = model.space.spec
     model = model.eval()
     z = torch.randn(1, 3, spec.template_size, spec.template_size)

@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="track and score a dataset with one tracker",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("target", metavar="TARGET",
-                        help=f"architecture JSON file, or a baseline: {', '.join(BASELINES)}")
+                        help=f"architecture JSON file, export directory (tracknas export), or a baseline: "
+                             f"{', '.join(BASELINES)}")
     parser.add_argument("--weights", metavar="CKPT", help="state-dict checkpoint (default: random weights)")
     parser.add_argument("--dataset", required=True, help="dataset root folder")
     parser.add_argument("--format", dest="fmt", choices=DATASET_FORMATS, help="dataset layout (default: detect)")

@@ -206,7 +206,8 @@ def load_weights(model: torch.nn.Module, weights: str | Path) -> None:
 class LightTrackSpec:
     """Picklable recipe for a LightTrack tracker, so each worker process builds its own copy.
 
-    `target` is a `BASELINES` name, an arch JSON path or an arch JSON object; `weights` an optional
+    `target` is a `BASELINES` name, an arch JSON path, an arch JSON object or an export directory
+    (`tracknas export`: architecture, space copy and trained weights); `weights` an optional
     state-dict file (random initial weights otherwise, seeded by `seed` so every worker builds the
     same model).
     """
@@ -234,6 +235,13 @@ class LightTrackSpec:
     def build_model(self) -> torch.nn.Module:
         from trackers.lighttrack.model import build_subnet
 
+        if isinstance(self.target, str) and Path(self.target).is_dir():  # a `tracknas export` directory
+            from nas.export import load_export
+
+            model = load_export(self.target)[1]
+            if self.weights is not None:
+                load_weights(model, self.weights)
+            return model
         arch = self.arch()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)

@@ -1,0 +1,108 @@
+"""The end-to-end `tracknas search` job, its reports, export/rebuild and evaluate on the export."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import TINY_SPACE
+from nas.cli import main
+from nas.config import load_config
+from nas.cost.table import cost_table
+from nas.export import load_export
+from nas.io import torch_load
+from nas.search.report import file_sha256
+from nas.space import load_space
+from nas.supernet import Supernet
+
+
+def _job_config(path, data, out, **search) -> str:
+    path.write_text(yaml.safe_dump({
+        "name": "job", "space": str(TINY_SPACE), "seed": 0, "output": str(out),
+        "data": {"root": str(data), "split": "train"},
+        "supernet": {"epochs": 2, "pairs_per_epoch": 32, "batch_size": 8, "lr": 0.02, "warmup_epochs": 0,
+                     "end_lr": 0.005},
+        "fitness": {"bn_batches": 2, "bn_batch_size": 8, "max_sequences": 2, "max_frames": 10},
+        "search": {"population": 6, "top_k": 3, "mutations": 3, "crossovers": 3, "generations": 2,
+                   "bounds": {"flops": "9M"}, **search}}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_data):
+    tmp = tmp_path_factory.mktemp("job")
+    config = _job_config(tmp / "job.yaml", tiny_data, tmp / "run")
+    assert main(["search", config]) == 0
+    return load_config(config), tmp / "run"
+
+
+def test_search_job_writes_every_report(finished_run):
+    cfg, run = finished_run
+    for name in ("config.json", "best.json", "pareto.json", "generations.csv", "logbook.json", "search.png",
+                 "supernet/last.pt", "search/state.json", "best/arch.json", "best/model.pt", "best/space.yaml"):
+        assert (run / name).is_file(), name
+    best = json.loads((run / "best.json").read_text())
+    space = load_space(TINY_SPACE)
+    assert best["space_hash"] == space.hash and best["cost"]["flops"] <= 9_000_000
+    assert best["provenance"]["supernet_sha256"] == file_sha256(run / "supernet" / "last.pt")
+    assert best["provenance"]["seed"] == 0 and 0.0 <= best["fitness"] <= 1.0
+    state = json.loads((run / "search" / "state.json").read_text())
+    fitnesses = [c["fitness"] for c in state["evaluated"].values()]
+    assert len(fitnesses) == 12 and best["fitness"] == max(fitnesses)
+    table = cost_table(space)
+    for record in state["evaluated"].values():  # every evaluated candidate met the bound
+        assert table.flops(tuple(record["genotype"])) <= 9_000_000
+    lines = (run / "generations.csv").read_text().splitlines()
+    assert lines[0].startswith("gen,evals") and len(lines) == 3
+    front = json.loads((run / "pareto.json").read_text())["front"]
+    assert any(c["arch_id"] == best["arch_id"] for c in front)
+
+
+def test_exported_model_rebuilds_and_matches_the_supernet_path(finished_run):
+    cfg, run = finished_run
+    arch, model = load_export(run / "best")
+    assert arch.arch_id == json.loads((run / "best.json").read_text())["arch_id"]
+    supernet = Supernet(load_space(TINY_SPACE))
+    supernet.load_state_dict(torch_load(run / "supernet" / "last.pt")["model"])
+    reference = supernet.extract(arch).eval()
+    # the export carries BN statistics re-estimated on training pairs: copy them into the reference
+    reference.load_state_dict({**reference.state_dict(), **{k: v for k, v in model.state_dict().items()
+                                                             if "running" in k or "num_batches" in k}})
+    z, x = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        a, b = model(z, x), reference(z, x)
+    for key in ("cls", "reg"):
+        assert torch.allclose(a[key], b[key], atol=1e-5)
+    with torch.no_grad():
+        c = supernet.eval()(arch, z, x)  # the path itself (its own BN statistics) differs only through BN
+    assert c["cls"].shape == a["cls"].shape
+
+
+def test_export_command_onnx_and_evaluate_on_export(finished_run, tmp_path, capsys, tiny_data):
+    cfg, run = finished_run
+    out = tmp_path / "exp"
+    assert main(["export", str(run), "--onnx", "-o", str(out)]) == 0
+    for name in ("arch.json", "model.pt", "space.yaml", "template.onnx", "search.onnx"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    import onnx
+
+    graph = onnx.load(str(out / "search.onnx"))
+    onnx.checker.check_model(graph)
+    assert [i.name for i in graph.graph.input] == ["x", "zf"]
+    assert main(["evaluate", str(out), "--dataset", str(tiny_data), "--split", "val", "--results",
+                 str(tmp_path / "res"), "--backend", "serial", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0.0 <= report["ao"] <= 1.0 and report["num_sequences"] >= 1
+
+
+def test_rerunning_without_resume_is_refused_and_resume_is_a_no_op(finished_run, capsys):
+    cfg, run = finished_run
+    config = cfg.source
+    assert main(["search", config]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    before = (run / "search" / "state.json").read_text()
+    assert main(["search", config, "--resume"]) == 0
+    assert json.loads((run / "search" / "state.json").read_text())["evaluated"] == json.loads(before)["evaluated"]
