@@ -18,23 +18,25 @@ for _key, _value in LOOPBACK_ENV.items():
 
 
 def init_ray(*, address: str | None = None, num_cpus: int | None = None,
-             temp_dir: str | os.PathLike | None = None) -> bool:
+             temp_dir: str | os.PathLike | None = None, log_to_driver: bool = True) -> bool:
     """Connect to `address`, or start a private local instance; returns True if this call started it.
 
     An already-initialised Ray is reused (returns False), so callers shut down only what they own.
+    Workers' output (epoch and progress lines) is forwarded to this terminal unless `log_to_driver`
+    is False.
     """
     import ray
 
     if ray.is_initialized():
         return False
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=log_to_driver)
         return True
     from ray._private import ray_constants
 
     if ray_constants.ENABLE_RAY_CLUSTER and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
         raise ConfigError("ray was imported before tracknas could make it loopback-only; import nas.raytools "
                           "first or export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0", key="ray")
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver,
              _temp_dir=None if temp_dir is None else str(os.path.abspath(temp_dir)))
     return True

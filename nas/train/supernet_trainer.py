@@ -22,18 +22,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
 from nas.errors import ConfigError, TrackNASError
 from nas.io import atomic_torch_save, atomic_write_json, torch_load
 from nas.progress import Progress
-from nas.space import load_space
+from nas.space import Arch, load_space
 from nas.supernet import Supernet
 from nas.config import RunConfig
 from nas.train.losses import box_iou, predicted_boxes, tracking_loss
@@ -97,33 +99,54 @@ def _gather(values: list, world: int) -> list:
     return [v for part in out for v in part]
 
 
-def train(cfg: RunConfig, *, rank: int = 0, world: int = 1, resume: bool = False,
-          report: Callable[[dict], Any] | None = None, progress: bool = True) -> list[dict]:
-    """Train the supernet of `cfg`; returns the per-epoch history (identical on every rank)."""
+@dataclass
+class TrainTarget:
+    """What a run optimises: a model that runs one architecture per step (`forward(arch, z, x)`,
+    `arch_stride`, `path_parameters`, `stem`/`blocks` for the backbone), the architecture of each
+    step, and where its checkpoint and history go."""
+
+    model: nn.Module
+    paths: Callable[[int], Arch]
+    out_dir: Path
+    label: str
+
+
+def supernet_target(cfg: RunConfig) -> TrainTarget:
+    """LightTrack Alg. 1: the supernet of the config's space, one sampled path per step."""
+    space = load_space(cfg.space)
+    torch.manual_seed(cfg.seed)
+    model = Supernet(space)
+    if cfg.supernet.backbone_checkpoint:
+        model.load_backbone(torch_load(cfg.supernet.backbone_checkpoint))
+    paths = PathSampler(space, cfg.supernet.path_sampler, cfg.supernet.path_bounds(), seed=cfg.seed)
+    return TrainTarget(model, paths, supernet_dir(cfg), "supernet")
+
+
+def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, world: int = 1,
+          resume: bool = False, report: Callable[[dict], Any] | None = None, progress: bool = True) -> list[dict]:
+    """Train `target` (default: the config's supernet) with the config's `supernet` hyper-parameters;
+    returns the per-epoch history (identical on every rank)."""
     sc = cfg.supernet
     shards = max(sc.shards, world)
     if shards % world or sc.batch_size % shards:
         raise ConfigError(f"batch_size {sc.batch_size} must split into {shards} shards spread evenly over "
                           f"{world} workers", source=cfg.source, key="supernet.shards")
-    space = load_space(cfg.space)
+    target = target or supernet_target(cfg)
+    model, paths, label = target.model, target.paths, target.label
+    space = model.space
     device = _device()
-    torch.manual_seed(cfg.seed)
-    model = Supernet(space)
-    if sc.backbone_checkpoint:
-        model.load_backbone(torch_load(sc.backbone_checkpoint))
     model.to(device)
     sequences = open_dataset(cfg.data.root, cfg.data.format, cfg.data.split)
     interval = make_interval_strategy(sc.schedule, source=cfg.source)
     schedule = interval if isinstance(interval, SSTrackSchedule) else None
     pairs = PairSampler(sequences, template_size=space.spec.template_size, search_size=space.spec.search_size,
                         strides=output_strides(space), interval=interval, length=sc.pairs_per_epoch, seed=cfg.seed)
-    paths = PathSampler(space, sc.path_sampler, sc.path_bounds(), seed=cfg.seed)
     backbone = {id(p) for m in (model.stem, model.blocks) for p in m.parameters()}
     groups = [{"params": [p for p in model.parameters() if id(p) in backbone], "name": "backbone"},
               {"params": [p for p in model.parameters() if id(p) not in backbone], "name": "heads"}]
     optimizer = torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay)
     history: list[dict] = []
-    out_dir = supernet_dir(cfg)
+    out_dir = target.out_dir
     start_epoch = 0
     if resume and (out_dir / CHECKPOINT).is_file():
         state = torch_load(out_dir / CHECKPOINT, map_location=device)
@@ -136,7 +159,7 @@ def train(cfg: RunConfig, *, rank: int = 0, world: int = 1, resume: bool = False
             schedule.load_state_dict(state["schedule"])
         history, start_epoch = list(state["history"]), int(state["epoch"])
         if rank == 0:
-            print(f"resuming supernet training after epoch {start_epoch}", flush=True)
+            print(f"resuming {label} training after epoch {start_epoch}", flush=True)
 
     from nas.cost.table import cost_table
 
@@ -154,7 +177,7 @@ def train(cfg: RunConfig, *, rank: int = 0, world: int = 1, resume: bool = False
         _set_backbone_frozen(model, frozen)
         optimizer.param_groups[0]["lr"] = lr * sc.backbone_lr_mult
         optimizer.param_groups[1]["lr"] = lr
-        bar = Progress(steps, f"supernet epoch {epoch + 1}/{sc.epochs}", enabled=progress and rank == 0, interval=5.0)
+        bar = Progress(steps, f"{label} epoch {epoch + 1}/{sc.epochs}", enabled=progress and rank == 0, interval=5.0)
         losses, cls_parts, reg_parts, flops, bins, ious = [], [], [], [], [], []
         for step in range(steps):
             arch = paths(epoch * steps + step)
