@@ -165,3 +165,37 @@ def test_two_ray_workers_match_in_process_training(tmp_path, tiny_data):
     # re-estimated by BN recalibration before any evaluation
     params = {name for name, _ in Supernet(load_space(TINY_SPACE)).named_parameters()}
     assert max((a[k] - b[k]).abs().max().item() for k in params) < 1e-4
+
+
+def test_sstrack_schedule_is_a_config_switch_logged_per_epoch(tmp_path, tiny_data):
+    cfg = load_config(write_train_config(tmp_path / "s.yaml", tiny_data, tmp_path / "run", epochs=2,
+                                         schedule={"schedule": "sstrack", "epochs": 2, "max_interval": 12,
+                                                   "bin_width": 4}))
+    history = train(cfg, progress=False)
+    for record in history:
+        log = record["schedule"]
+        assert len(log["q"]) == len(log["gamma"]) == len(log["p"]) > 2
+        assert sum(log["q"]) == pytest.approx(1.0) and all(g >= 1.0 for g in log["gamma"])
+    assert history[1]["schedule"]["d"] == pytest.approx(1.0)  # pacing (e/E)^(1/p) reaches 1 at the last epoch
+    state = torch_load(tmp_path / "run" / "supernet" / "last.pt")
+    assert state["schedule"]["q"] == pytest.approx(history[-1]["schedule"]["q"])  # resumes with the planned q
+
+
+def test_backbone_checkpoint_and_freeze_epochs(tmp_path, tiny_data):
+    space = load_space(TINY_SPACE)
+    donor = Supernet(space)
+    for p in donor.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    backbone = {k: v for k, v in donor.state_dict().items() if k.startswith(("stem.", "blocks."))}
+    torch.save(backbone, tmp_path / "backbone.pt")
+    cfg = load_config(write_train_config(tmp_path / "f.yaml", tiny_data, tmp_path / "run", epochs=1,
+                                         freeze_backbone_epochs=1, backbone_checkpoint=str(tmp_path / "backbone.pt")))
+    history = train(cfg, progress=False)
+    trained = torch_load(tmp_path / "run" / "supernet" / "last.pt")["model"]
+    assert history[0]["backbone_frozen"] is True
+    for key, value in backbone.items():  # loaded, then frozen for the whole (only) epoch
+        assert torch.equal(trained[key], value), key
+    torch.manual_seed(cfg.seed)  # the trainer's own initialisation
+    initial = Supernet(space).state_dict()
+    heads = [k for k in trained if k.startswith("heads.") and k.endswith("weight")]
+    assert any(not torch.equal(trained[k], initial[k]) for k in heads)  # the heads did train
