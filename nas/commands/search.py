@@ -5,13 +5,13 @@ import argparse
 import json
 from pathlib import Path
 
+from nas.commands.train import add_run_arguments
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="data -> supernet -> evolutionary search -> export, into runs/<name>/")
-    p.add_argument("config", type=Path, help="run config YAML (see nas/config.py; runs/quickstart.yaml)")
-    p.add_argument("--workers", type=int, default=0, help="Ray workers for training and fitness; 0 = in-process")
-    p.add_argument("--address", help="join an existing Ray cluster (default: a private loopback instance)")
-    p.add_argument("--resume", action="store_true", help="continue the run in the config's run directory")
+    add_run_arguments(p, workers_help="Ray workers for training and fitness",
+                      resume_help="continue the run in the config's run directory")
     p.set_defaults(func=_search)
 
     e = sub.add_parser("export", help="a run's best (or chosen) architecture -> JSON + standalone checkpoint")

@@ -5,12 +5,17 @@ import argparse
 from pathlib import Path
 
 
+def add_run_arguments(p: argparse.ArgumentParser, *, workers_help: str, resume_help: str) -> None:
+    """CONFIG, --workers, --address, --resume: shared by the commands that run a config."""
+    p.add_argument("config", type=Path, help="run config YAML (see nas/config.py; runs/quickstart.yaml)")
+    p.add_argument("--workers", type=int, default=0, help=f"{workers_help}; 0 = in-process (default)")
+    p.add_argument("--address", help="join an existing Ray cluster (default: a private loopback instance)")
+    p.add_argument("--resume", action="store_true", help=resume_help)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-supernet", help="train the weight-sharing supernet of a run config")
-    p.add_argument("config", type=Path, help="run config YAML (see nas/config.py)")
-    p.add_argument("--workers", type=int, default=0, help="Ray Train workers; 0 = in-process (default)")
-    p.add_argument("--address", help="join an existing Ray cluster (default: a private loopback instance)")
-    p.add_argument("--resume", action="store_true", help="continue from the run's last epoch checkpoint")
+    add_run_arguments(p, workers_help="Ray Train workers", resume_help="continue from the run's last epoch checkpoint")
     p.set_defaults(func=_train)
 
 
