@@ -119,6 +119,9 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, tiny_data):
     straight = write_train_config(tmp_path / "a.yaml", tiny_data, tmp_path / "straight", **settings)
     assert _run_cli(["train-supernet", str(straight)]).wait(timeout=600) == 0
     expected = json.loads((tmp_path / "straight" / "supernet" / "history.json").read_text())
+    again = _run_cli(["train-supernet", str(straight)])  # a finished run is not silently overwritten
+    out, _ = again.communicate(timeout=600)
+    assert again.returncode == 2 and "pass --resume" in out
 
     killed = write_train_config(tmp_path / "b.yaml", tiny_data, tmp_path / "killed", **settings)
     proc = _run_cli(["train-supernet", str(killed)])

@@ -238,6 +238,9 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
     """Train in-process (`workers == 0`) or on `workers` Ray Train workers (local or at `address`)."""
     if workers < 0:
         raise ConfigError(f"expected --workers >= 0, got {workers}", key="--workers")
+    if not resume and (supernet_dir(cfg) / CHECKPOINT).is_file():
+        raise ConfigError(f"{supernet_dir(cfg) / CHECKPOINT} exists; pass --resume to continue that run or "
+                          "choose another name/output", source=cfg.source, key="output")
     ensure_data(cfg)
     if workers == 0:
         return train(cfg, resume=resume)
