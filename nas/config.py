@@ -226,8 +226,8 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
     supernet = SupernetConfig(**values)
     if supernet.batch_size > supernet.pairs_per_epoch:
         raise fail("supernet.batch_size", f"expected <= pairs_per_epoch ({supernet.pairs_per_epoch})")
-    fitness = FitnessConfig(**_typed_section(data, "fitness", FitnessConfig, fail))
-    search_values = _typed_section(data, "search", SearchConfig, fail)
+    fitness = FitnessConfig(**typed_section(data, "fitness", FitnessConfig, fail))
+    search_values = typed_section(data, "search", SearchConfig, fail)
     bounds = search_values.get("bounds", {"preset": "default"})
     if not isinstance(bounds, dict) or set(bounds) - {"preset", "flops", "params"}:
         raise fail("search.bounds", "expected {preset: NAME} and/or {flops: 600M, params: 2M}")
@@ -240,7 +240,7 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
                      search=SearchConfig(**search_values), seed=seed, source=source)
 
 
-def _typed_section(data: dict, key: str, cls: type, fail) -> dict:
+def typed_section(data: dict, key: str, cls: type, fail) -> dict:
     """A section's values, checked against the types of the dataclass defaults (None allowed for Optional)."""
     section = data.get(key, {}) or {}
     if not isinstance(section, dict):
