@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tracknas", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="tracknas", description=nas.__doc__.strip())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for info in sorted(pkgutil.iter_modules(nas.commands.__path__), key=lambda m: m.name):

@@ -80,9 +80,9 @@ def supernet_finished(cfg: RunConfig) -> bool:
 
 def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False) -> dict:
     """Run (or resume) the whole job; returns a summary of the best architecture."""
-    run_dir = _check_run_dir(cfg, resume)
     space = load_space(cfg.space)
     settings = search_settings(cfg, space)
+    run_dir = _check_run_dir(cfg, resume)
     ensure_data(cfg)
     if not supernet_finished(cfg):
         print(f"[1/3] training the supernet ({cfg.supernet.epochs} epochs)", flush=True)

@@ -55,15 +55,18 @@ def supernet_dir(cfg: RunConfig) -> Path:
 def ensure_data(cfg: RunConfig) -> None:
     """Create the embedded default data when the config asks for it and it is not there yet."""
     root = Path(cfg.data.root)
-    if root.is_dir() and any(root.iterdir()):
-        return
+    if cfg.data.synthesize is None:
+        if root.is_dir() and any(root.iterdir()):
+            return
+    elif all((root / split / "list.txt").is_file() for split in ("train", "val")):
+        return  # complete: each split's list.txt is written last
     if cfg.data.synthesize is None:
         raise ConfigError(f"dataset not found at {root}; give data.synthesize to create the default data",
                           source=cfg.source, key="data.root")
     from nas.data.synth import generate_dataset
 
     print(f"synthesising the default data into {root} ...", flush=True)
-    generate_dataset(root, **cfg.data.synthesize)
+    generate_dataset(root, **{"overwrite": True, **cfg.data.synthesize})  # finishes an interrupted synthesis
 
 
 def _device() -> torch.device:
