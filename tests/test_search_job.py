@@ -106,3 +106,19 @@ def test_rerunning_without_resume_is_refused_and_resume_is_a_no_op(finished_run,
     before = (run / "search" / "state.json").read_text()
     assert main(["search", config, "--resume"]) == 0
     assert json.loads((run / "search" / "state.json").read_text())["evaluated"] == json.loads(before)["evaluated"]
+
+
+def test_latency_objective_is_measured_by_the_fitness(finished_run):
+    from dataclasses import replace
+
+    from nas.search.job import fitness_spec
+
+    cfg, run = finished_run
+    latency_cfg = replace(cfg, search=replace(cfg.search, algorithm="nsga2", objectives=["fitness", "latency_ms"]))
+    spec = fitness_spec(latency_cfg)
+    assert spec.latency_runs > 0 and fitness_spec(cfg).latency_runs == 0
+    best = json.loads((run / "best.json").read_text())
+    genotype = [load_space(TINY_SPACE).genes[i].index_of(best["choices"][g.name])
+                for i, g in enumerate(load_space(TINY_SPACE).genes)]
+    metrics = spec().evaluate(genotype)
+    assert metrics["latency_ms"] > 0 and metrics["fitness"] == pytest.approx(best["fitness"])

@@ -20,6 +20,7 @@ import torch
 
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
+from nas.cost.latency import measure_latency
 from nas.errors import ConfigError
 from nas.fitness import metrics
 from nas.fitness.harness import run_sequence
@@ -49,6 +50,7 @@ class FitnessSpec:
     tracker_preset: str = "default"
     seed: int = 0
     threads: int | None = None  # torch threads in the evaluating process (None: leave as is)
+    latency_runs: int = 0  # > 0: also measure the search branch's latency (median of this many runs)
 
     def __post_init__(self):
         if self.metric not in FITNESS_METRICS:
@@ -119,7 +121,12 @@ class SupernetFitness:
         overlap = metrics.overlap_summary(np.concatenate(ious))
         auc = metrics.summarize_curves(metrics.mean_curves(curves))["auc"]
         scores = {"ao_sr50": (overlap["ao"] + overlap["sr50"]) / 2, "ao": overlap["ao"], "auc": auc}
-        return {"fitness": float(scores[self.spec.metric]), "ao": overlap["ao"], "sr50": overlap["sr50"],
-                "sr75": overlap["sr75"], "auc": auc, "flops": self.table.flops(arch),
-                "params": self.table.params(arch), "fps": frames / tracking_seconds if tracking_seconds else None,
-                "seconds": round(time.monotonic() - started, 3)}
+        result = {"fitness": float(scores[self.spec.metric]), "ao": overlap["ao"], "sr50": overlap["sr50"],
+                  "sr75": overlap["sr75"], "auc": auc, "flops": self.table.flops(arch),
+                  "params": self.table.params(arch), "fps": frames / tracking_seconds if tracking_seconds else None}
+        if self.spec.latency_runs:
+            result["latency_ms"] = measure_latency(subnet, self.space.spec.template_size, self.space.spec.search_size,
+                                                   runs=self.spec.latency_runs, warmup=2,
+                                                   threads=self.spec.threads)["latency_ms"]
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result

@@ -31,6 +31,9 @@ from nas.space.arch import arch_from_json
 from nas.train.supernet_trainer import CHECKPOINT, ensure_data, launch, supernet_dir
 
 
+LATENCY_RUNS = 20  # timed search-branch runs per candidate when latency is an objective
+
+
 def search_settings(cfg: RunConfig, space: SearchSpace) -> SearchSettings:
     sc = cfg.search
     bounds = dict(sc.bounds)
@@ -53,7 +56,7 @@ def fitness_spec(cfg: RunConfig, threads: int | None = None) -> FitnessSpec:
                        data_format=cfg.data.format, val_split=fc.val_split, train_split=cfg.data.split or "train",
                        bn_batches=fc.bn_batches, bn_batch_size=fc.bn_batch_size, max_sequences=fc.max_sequences,
                        max_frames=fc.max_frames, metric=fc.metric, tracker_preset=fc.tracker_preset, seed=cfg.seed,
-                       threads=threads)
+                       threads=threads, latency_runs=LATENCY_RUNS if "latency_ms" in cfg.search.objectives else 0)
 
 
 def _check_run_dir(cfg: RunConfig, resume: bool) -> Path:
