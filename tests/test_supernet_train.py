@@ -202,3 +202,39 @@ def test_backbone_checkpoint_and_freeze_epochs(tmp_path, tiny_data):
     initial = Supernet(space).state_dict()
     heads = [k for k in trained if k.startswith("heads.") and k.endswith("weight")]
     assert any(not torch.equal(trained[k], initial[k]) for k in heads)  # the heads did train
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_address_joins_an_existing_loopback_cluster(tmp_path, tiny_data):
+    """`--address`: training runs on a Ray cluster started separately (`ray start --head`)."""
+    import shutil
+    import socket
+    import tempfile
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+    ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable)) or "ray"
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", f"--temp-dir={tempfile.mkdtemp(prefix='tn-ray-')}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        cfg = load_config(write_train_config(tmp_path / "a.yaml", tiny_data, tmp_path / "run", epochs=1,
+                                             pairs_per_epoch=16))
+        deadline = time.monotonic() + 120
+        while not _listening(port):  # the head's GCS accepts drivers
+            assert head.poll() is None and time.monotonic() < deadline, "ray head did not start"
+            time.sleep(0.5)
+        history = launch(cfg, workers=2, address=f"127.0.0.1:{port}")
+        assert [h["workers"] for h in history] == [2]
+        assert torch_load(tmp_path / "run" / "supernet" / "last.pt")["epoch"] == 1
+    finally:
+        head.terminate()  # --block: the head's own processes go down with it
+        head.wait(timeout=60)
