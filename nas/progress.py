@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
 class Progress:
@@ -30,9 +26,3 @@ class Progress:
             print(f"{self.label}: {self.done}/{self.total} ({pct:.0f}%) {elapsed:.1f}s elapsed, "
                   f"eta {eta:.1f}s{extra}", file=self.stream, flush=True)
 
-
-def track(items: Iterable[T], total: int, label: str, enabled: bool = True) -> Iterator[T]:
-    bar = Progress(total, label, enabled=enabled)
-    for item in items:
-        yield item
-        bar.update()

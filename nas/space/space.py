@@ -176,14 +176,6 @@ class Arch:
     def output(self) -> OutputPosition:
         return self.space.output_position(self.genotype)
 
-    def backbone_ops(self) -> list[list[OpSpec]]:
-        """Ops of the active blocks, per stage up to and including the output stage."""
-        out = self.output
-        stages: list[list[OpSpec]] = [[] for _ in range(out.stage + 1)]
-        for g, s, _ in self.space.active_block_genes(out):
-            stages[s].append(self.space.genes[g].options[self.genotype[g]])
-        return stages
-
     def head(self, name: str) -> tuple[int, list[OpSpec]]:
         channel_gene, layer_genes = self.space.head_genes[name]
         genes = self.space.genes
