@@ -33,17 +33,11 @@ def extreme_genotype(space: SearchSpace, table: CostTable, column: str, *, large
     for p in range(len(space.genes[space.output_gene].options)):
         genotype = [0] * len(space.genes)
         genotype[space.output_gene] = p
-        for i, gene in enumerate(space.genes):
-            if i == space.output_gene:
-                continue
-            costs = []
-            for option in range(len(gene.options)):
-                genotype[i] = option
-                costs.append(measure(tuple(genotype)))
-            genotype[i] = int(pick(costs))
-        # head layer costs depend on the head's channel choice: settle channels, then layers again
-        for i, gene in enumerate(space.genes):
-            if i != space.output_gene:
+        # two coordinate passes: head layer costs depend on the head's width, which the first pass settles
+        for _ in range(2):
+            for i, gene in enumerate(space.genes):
+                if i == space.output_gene:
+                    continue
                 costs = []
                 for option in range(len(gene.options)):
                     genotype[i] = option
