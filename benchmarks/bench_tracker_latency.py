@@ -2,7 +2,7 @@
 
 Protocol (the one behind the reference figures): `torch.set_num_threads(T)`, `torch.inference_mode`,
 FP32 eager, template features computed once, `--warmup` untimed runs, then the median of `--runs`.
-Two numbers: the search-branch forward alone (`model.track(x, zf)` on a 1x3x256x256 crop), and the
+Two numbers: the search-branch forward alone (`model.track(x, state)` on a 1x3x256x256 crop), and the
 whole per-frame step of the tracker (crop + normalise + forward + decoding), which is what a user
 waits for. The reference ~21 ms (2 threads, quiet machine; ~34 ms when other jobs share the cores)
 was measured for the forward alone on a machine like ours; `load_average` shows how busy this one was.
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> dict:
         z = torch.from_numpy(rng.standard_normal((1, 3, 128, 128), dtype=np.float32))
         x = torch.from_numpy(rng.standard_normal((1, 3, args.instance_size, args.instance_size),
                                                  dtype=np.float32))
-        zf = tracker.model.template(z)
+        state = tracker.model.template(z)
         tracker.initialize(frame, box)  # template once, as in tracking
-        timings = _timed({"forward": lambda: tracker.model.track(x, zf),
-                          "forward_unfolded": lambda: unfolded.track(x, zf),
+        timings = _timed({"forward": lambda: tracker.model.track(x, state),
+                          "forward_unfolded": lambda: unfolded.track(x, state),
                           "per_frame": lambda: tracker.track(frame),
                           "template": lambda: tracker.model.template(z)}, args.runs, args.warmup)
 

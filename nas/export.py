@@ -17,7 +17,7 @@ import torch
 from nas.errors import ConfigError
 from nas.io import atomic_torch_save, atomic_write_json, torch_load
 from nas.space import Arch, load_arch, load_space
-from trackers.lighttrack.model import LightTrackSubnet, build_subnet
+from trackers.lighttrack.model import LightTrackSubnet, SearchBranch, TemplateBranch, build_subnet, centred_box
 
 ARCH_FILE, SPACE_FILE, MODEL_FILE = "arch.json", "space.yaml", "model.pt"
 
@@ -59,30 +59,14 @@ def export_onnx(model: LightTrackSubnet, out_dir: Path) -> None:
     z = torch.randn(1, 3, spec.template_size, spec.template_size)
     x = torch.randn(1, 3, spec.search_size, spec.search_size)
 
-    class _Search(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x, zf):
-            out = self.model.track(x, zf)
-            return out["cls"], out["reg"]
-
-    class _Template(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, z):
-            return self.model.template(z)
-
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated; it needs no extra package
-        zf = model.template(z)
-        torch.onnx.export(_Template(), (z,), str(out_dir / "template.onnx"), input_names=["z"],
-                          output_names=["zf"], dynamo=False)
-        torch.onnx.export(_Search(), (x, zf), str(out_dir / "search.onnx"), input_names=["x", "zf"],
-                          output_names=["cls", "reg"], dynamo=False)
+        state = model.template(z)
+        template_inputs = (z, centred_box(spec.template_size, 1)) if model.uses_template_box else (z,)
+        torch.onnx.export(TemplateBranch(model), template_inputs, str(out_dir / "template.onnx"),
+                          input_names=["z", "box"][: len(template_inputs)], output_names=list(state), dynamo=False)
+        torch.onnx.export(SearchBranch(model, state), (x, *state.values()), str(out_dir / "search.onnx"),
+                          input_names=["x", *state], output_names=["cls", "reg"], dynamo=False)
 
 
 def arch_json_from_run(run_dir: Path, space, arch_id: str | None) -> dict:

@@ -97,9 +97,9 @@ def test_mobile_paths_equal_their_extracted_subnets(mobile_space, mobile_superne
         assert stride == subnet.stride
         strides.add(stride)
         with torch.no_grad():
-            zf = net.template(arch, z)
-            assert torch.equal(zf, subnet.template(z))
-            out, ref = net.track(arch, x, zf), subnet(z, x)
+            state = net.template(arch, z)
+            assert list(state) == ["zf"] and torch.equal(state["zf"], subnet.template(z)["zf"])
+            out, ref = net.track(arch, x, state), subnet(z, x)
         side = (X_SIZE - 1) // stride + 1
         assert out["cls"].shape == (1, 1, side, side) and out["reg"].shape == (1, 4, side, side)
         assert out["cls"].std() > 1e-3 and out["reg"].std() > 0.1, "degenerate outputs would hide a mismatch"

@@ -15,6 +15,8 @@ with warnings.catch_warnings():  # fvcore scripts a loss at import time; torch 2
     warnings.simplefilter("ignore", DeprecationWarning)
     from fvcore.nn import FlopCountAnalysis
 
+from trackers.lighttrack.model import SearchBranch, TemplateBranch
+
 
 def count_flops(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
     """fvcore total for one forward of `module` in eval mode on `inputs`."""
@@ -35,33 +37,29 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-class _SearchBranch(nn.Module):
-    """(x, zf) -> per-frame outputs as a tuple (fvcore traces tuples, not dicts)."""
+class _UpdateBranch(nn.Module):
+    """(hidden, gradient) -> updated template features: U1 and the template tail (a gradnet update)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, zf: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model.track(x, zf).values())
-
-
-class _TemplateBranch(nn.Module):
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.model.template(z)
+    def forward(self, hidden: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        return self.model._tail(self.model.update(hidden, grad))
 
 
 def reference_cost(model: nn.Module, template_size: int, search_size: int) -> dict[str, int]:
-    """Params, per-frame search-branch FLOPs (template features precomputed) and template FLOPs."""
+    """Params, per-frame search-branch FLOPs (template state precomputed), template FLOPs and, for a
+    model with a gradnet template update, the forward FLOPs of one update."""
     z = torch.randn(1, 3, template_size, template_size)
     x = torch.randn(1, 3, search_size, search_size)
     model.eval()
     with torch.no_grad():
-        zf = model.template(z)
-    return {"params": count_params(model),
-            "flops": count_flops(_SearchBranch(model), (x, zf)),
-            "template_flops": count_flops(_TemplateBranch(model), (z,))}
+        state = model.template(z)
+    cost = {"params": count_params(model),
+            "flops": count_flops(SearchBranch(model, state), (x, *state.values())),
+            "template_flops": count_flops(TemplateBranch(model), (z,))}
+    if getattr(model, "update", None) is not None:
+        hidden = state["hidden"]
+        cost["update_flops"] = count_flops(_UpdateBranch(model), (hidden, torch.randn_like(hidden)))
+    return cost

@@ -14,7 +14,7 @@ from torch import nn
 
 def measure_latency(model: nn.Module, template_size: int, search_size: int, *, runs: int = 50, warmup: int = 10,
                     threads: int | None = 2, device: str | None = None) -> dict[str, float]:
-    """Median/p90 milliseconds of `model.track(x, zf)` on one search crop (template cached once)."""
+    """Median/p90 milliseconds of `model.track(x, state)` on one search crop (template state cached once)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     previous_threads = torch.get_num_threads()
     if threads:
@@ -25,10 +25,10 @@ def measure_latency(model: nn.Module, template_size: int, search_size: int, *, r
         x = torch.randn(1, 3, search_size, search_size, device=device)
         times = []
         with torch.inference_mode():
-            zf = model.template(z)
+            state = model.template(z)
             for i in range(warmup + runs):
                 start = time.perf_counter()
-                model.track(x, zf)
+                model.track(x, state)
                 if device == "cuda":
                     torch.cuda.synchronize()
                 if i >= warmup:

@@ -44,7 +44,8 @@ def make_labels(box: np.ndarray, search_size: int, stride: int) -> dict[str, np.
     cls: 1 where the L1 cell distance to the cell nearest the box centre is <= 16 / stride (one
     cell at stride 16, two at stride 8), else 0. reg: l, t, r, b from each cell centre to the box
     sides, so cell -/+ reg gives the box back. reg_weight: 1 at cells inside the box, where the
-    regression loss applies.
+    regression loss applies. gauss: DiMP's label, a Gaussian of each cell centre's distance to the
+    box centre with sigma a quarter of the box's sqrt area (DiMP: 1/4 of the target size).
     """
     grid = grid_centers(search_size, stride).astype(np.float32)
     size = len(grid)
@@ -55,10 +56,13 @@ def make_labels(box: np.ndarray, search_size: int, stride: int) -> dict[str, np.
     dist = np.abs(idx[None, :] - col) + np.abs(idx[:, None] - row)
     gx, gy = np.broadcast_to(grid[None, :], (size, size)), np.broadcast_to(grid[:, None], (size, size))
     reg = np.stack([gx - x1, gy - y1, x2 - gx, y2 - gy]).astype(np.float32)
+    sigma = 0.25 * np.sqrt(max((x2 - x1) * (y2 - y1), 1e-6))
+    dist_sq = (gx - (x1 + x2) / 2) ** 2 + (gy - (y1 + y2) / 2) ** 2
     return {
         "cls": (dist <= 16.0 / stride).astype(np.float32),
         "reg": reg,
         "reg_weight": (reg.min(axis=0) >= 0).astype(np.float32),
+        "gauss": np.exp(-0.5 * dist_sq / sigma ** 2).astype(np.float32),
     }
 
 
@@ -107,16 +111,17 @@ class PairSampler(Dataset):
         return self.sample(index)
 
     def sample(self, index: int) -> dict:
-        """Pair `index`: normalised crops, the search box, per-stride labels and the interval bin."""
+        """Pair `index`: normalised crops, both target boxes, per-stride labels and the interval bin."""
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         k = int(index) % len(self.videos)
         seq, vis = self.videos[k]
         i_z, i_x, bin_id = self.interval.sample(rng, len(vis))
         t_z, t_x = int(vis[i_z]), int(vis[i_x])
-        template, _ = self._crop(seq, t_z, self.template_size, "template", rng)
+        template, template_box = self._crop(seq, t_z, self.template_size, "template", rng)
         search, box = self._crop(seq, t_x, self.search_size, "search", rng)
         return {
             "template": template,
+            "template_box": template_box,
             "search": search,
             "box": box,
             "labels": {s: make_labels(box, self.search_size, s) for s in self.strides},

@@ -278,17 +278,17 @@ def baseline_specs(config: BaselineConfig, checkpoints: dict[str, Path | None], 
 
 
 class _LightTrackFrame(nn.Module):
-    """LightTrack's per-frame network: the search branch against cached template features."""
+    """LightTrack's per-frame network: the search branch against the cached template state."""
 
     def __init__(self, tracker: LightTrackTracker):
         super().__init__()
         self.model = tracker.model
         side = tracker.exemplar_size
         with torch.no_grad():
-            self.zf = tracker.model.template(torch.randn(1, 3, side, side, device=tracker.device))
+            self.state = tracker.model.template(torch.randn(1, 3, side, side, device=tracker.device))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model.track(x, self.zf).values())
+        return tuple(self.model.track(x, self.state).values())
 
 
 class _GradNetFrame(nn.Module):

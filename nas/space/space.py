@@ -2,7 +2,9 @@
 
 A genotype is a tuple of choice indices, one per gene, in a fixed order:
 `backbone.<stage>.<block>` for every searchable block, `backbone.output` (the output position:
-stage and block), then per head `heads.<name>.channels` and `heads.<name>.<layer>`. Genes carry a
+stage and block), then per head: a `tower` head's `heads.<name>.channels` and `heads.<name>.<layer>`;
+a `dimp` head's `heads.<name>.feature_dim`, `.filter_size` and `.num_iter`; a `gradnet` head's
+`heads.<name>.hidden`, `.kernel`, `.width` and `.interval`. Genes carry a
 `group` used by crossover (a whole backbone stage travels together, head genes one by one).
 Genes past the output position do not change the subnet; `Arch.arch_id` ignores them so two
 genotypes that build the same network share an id (dedup caches key on it).
@@ -18,13 +20,18 @@ from typing import Any
 import numpy as np
 
 from nas.space.grammar import OpSpec
-from nas.space.spec import Bounds, HeadSpec, SpaceSpec, StageSpec
+from nas.space.spec import AnyHeadSpec, Bounds, SpaceSpec, StageSpec
+
+
+HEAD_DIMENSIONS = {"dimp": ("feature_dim", "filter_size", "num_iter"),
+                   "gradnet": ("hidden", "kernel", "width", "interval")}
+"""The searchable dimensions of each non-tower head type, in gene order."""
 
 
 @dataclass(frozen=True)
 class Gene:
     name: str
-    options: tuple[Any, ...]  # OpSpec, int channels, or (stage_index, block) output positions
+    options: tuple[Any, ...]  # OpSpec, int, str (hidden point) or (stage_index, block) output positions
     labels: tuple[str, ...]
     group: str
 
@@ -60,8 +67,17 @@ class SearchSpace:
         self.output_gene = len(genes)
         genes.append(Gene("backbone.output", positions,
                           tuple(p.label(spec.backbone.stages) for p in positions), "backbone.output"))
-        self.head_genes: dict[str, tuple[int, list[int]]] = {}
+        self.head_genes: dict[str, tuple[int, list[int]]] = {}  # tower heads: (channel gene, layer genes)
+        self.head_dims: dict[str, dict[str, int]] = {}  # other heads: dimension -> gene index
         for head in spec.heads:
+            if head.type != "tower":
+                dims = HEAD_DIMENSIONS[head.type]
+                self.head_dims[head.name] = {dim: len(genes) + i for i, dim in enumerate(dims)}
+                for dim in dims:
+                    options = getattr(head, dim)
+                    genes.append(Gene(f"heads.{head.name}.{dim}", options, tuple(str(o) for o in options),
+                                      f"heads.{head.name}.{dim}"))
+                continue
             channel_gene = len(genes)
             genes.append(Gene(f"heads.{head.name}.channels", head.channels,
                               tuple(str(c) for c in head.channels), f"heads.{head.name}.channels"))
@@ -182,7 +198,11 @@ class Arch:
         return (genes[channel_gene].options[self.genotype[channel_gene]],
                 [genes[g].options[self.genotype[g]] for g in layer_genes])
 
-    def head_spec(self, name: str) -> HeadSpec:
+    def head_options(self, name: str) -> dict[str, Any]:
+        """The chosen value of each searchable dimension of a `dimp` or `gradnet` head."""
+        return {dim: self.space.genes[g].options[self.genotype[g]] for dim, g in self.space.head_dims[name].items()}
+
+    def head_spec(self, name: str) -> AnyHeadSpec:
         return next(h for h in self.space.spec.heads if h.name == name)
 
     @cached_property

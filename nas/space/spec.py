@@ -88,7 +88,7 @@ class NeckSpec:
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """A searchable head branch (type `tower`: a stack of DSConv/skip layers with a width choice)."""
+    """A `tower` head branch: a stack of DSConv/skip layers with a width choice, then a predictor."""
 
     name: str
     type: str
@@ -102,6 +102,43 @@ class HeadSpec:
 
 
 @dataclass(frozen=True)
+class DiMPHeadSpec:
+    """A `dimp` classifier head: DiMP's discriminative model predictor on the backbone features.
+
+    Searchable: the classification feature width D, the (odd) filter size k and the number of
+    Gauss-Newton iterations; it replaces a `cls` tower, so it scores the same S x S grid.
+    """
+
+    name: str
+    type: str
+    feature_dim: tuple[int, ...]
+    filter_size: tuple[int, ...]
+    num_iter: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GradNetHeadSpec:
+    """A `gradnet` template-update head: GradNet's gradient-guided update of the template features.
+
+    Searchable: the hidden-template point (`stem` or a stage before every output stage), the U1
+    kernel and width, and the update interval in frames; `weight` mixes the updated template into
+    the original one and `grad_scale` multiplies the gradient before U1 (GradNet: 0.15 and 1e4).
+    """
+
+    name: str
+    type: str
+    hidden: tuple[str, ...]
+    kernel: tuple[int, ...]
+    width: tuple[int, ...]
+    interval: tuple[int, ...]
+    weight: float
+    grad_scale: float
+
+
+AnyHeadSpec = HeadSpec | DiMPHeadSpec | GradNetHeadSpec
+
+
+@dataclass(frozen=True)
 class SpaceSpec:
     name: str
     description: str
@@ -109,7 +146,7 @@ class SpaceSpec:
     search_size: int
     backbone: BackboneSpec
     neck: NeckSpec
-    heads: tuple[HeadSpec, ...]
+    heads: tuple[AnyHeadSpec, ...]
     constraints: dict[str, Bounds]
     source: str
 
@@ -300,41 +337,98 @@ def _parse_neck(r: _Reader, node: Any) -> NeckSpec:
     return NeckSpec(type=r.text(neck, "neck", "type", ("pixelwise",)), channels=r.integer(neck, "neck", "channels"))
 
 
-def _parse_heads(r: _Reader, node: Any) -> tuple[HeadSpec, ...]:
+def _int_choices(r: _Reader, node: dict, key: str, name: str, *, minimum: int = 1,
+                 odd: bool = False) -> tuple[int, ...]:
+    """A non-empty list of distinct integers >= minimum (odd ones when `odd`)."""
+    values = node.get(name)
+    if not isinstance(values, list) or not values:
+        raise r.fail(f"{key}.{name}", "empty choice list; expected a non-empty list of integers")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum or (odd and v % 2 == 0):
+            what = "an odd integer" if odd else "an integer"
+            raise r.fail(f"{key}.{name}[{i}]", f"expected {what} >= {minimum}, got {v!r}")
+    if len(set(values)) != len(values):
+        raise r.fail(f"{key}.{name}", "choices must be distinct")
+    return tuple(values)
+
+
+def _parse_heads(r: _Reader, node: Any) -> tuple[AnyHeadSpec, ...]:
     if not isinstance(node, dict) or not node:
         raise r.fail("heads", "expected a non-empty mapping of head name -> head spec")
+    parsers = {"tower": _parse_tower, "dimp": _parse_dimp, "gradnet": _parse_gradnet}
     heads = []
     for hname, h in node.items():
         key = f"heads.{hname}"
-        h = r.mapping(h, key, {"type", "channels", "depth", "ops", "first_ops", "outputs", "activation", "scale"},
-                      {"type", "channels", "depth", "ops", "outputs"})
-        htype = r.text(h, key, "type", ("tower",))
-        chans = h["channels"]
-        if not isinstance(chans, list) or not chans:
-            raise r.fail(f"{key}.channels", "empty choice list; expected a list of positive integers")
-        for i, c in enumerate(chans):
-            if isinstance(c, bool) or not isinstance(c, int) or c < 1:
-                raise r.fail(f"{key}.channels[{i}]", f"expected a positive integer, got {c!r}")
-        if len(set(chans)) != len(chans):
-            raise r.fail(f"{key}.channels", "channel choices must be distinct")
-        ops = r.op_list(h["ops"], f"{key}.ops", {})
-        first_ops = r.op_list(h["first_ops"], f"{key}.first_ops", {}) if "first_ops" in h else ops
-        for label, group in (("ops", ops), ("first_ops", first_ops)):
-            for j, op in enumerate(group):
-                if op.type not in ("sep", "conv", "skip"):
-                    raise r.fail(f"{key}.{label}[{j}]", f"expected a head op (sep, conv, skip), got {op.label!r}")
-        if any(op.is_skip for op in first_ops):
-            raise r.fail(f"{key}.first_ops", "layer 0 maps the neck width to the head width, so it cannot be "
-                         "'skip'; give first_ops without skip")
-        missing = [op.label for op in first_ops if op not in ops]
-        if missing:
-            raise r.fail(f"{key}.first_ops", f"expected a subset of ops; {missing[0]!r} is not in ops")
-        heads.append(HeadSpec(name=str(hname), type=htype, channels=tuple(chans),
-                              depth=r.integer(h, key, "depth"), ops=ops, first_ops=first_ops,
-                              outputs=r.integer(h, key, "outputs"),
-                              activation=r.text(h, key, "activation", ("none", "relu"), default="none"),
-                              scale=r.number(h, key, "scale", 1.0)))
+        if not isinstance(h, dict):
+            raise r.fail(key, f"expected a mapping, got {type(h).__name__}")
+        htype = r.text(h, key, "type", tuple(parsers))
+        heads.append(parsers[htype](r, str(hname), h, key))
+    names = {h.name: h for h in heads}
+    if "cls" not in names or "reg" not in names:
+        raise r.fail("heads", "expected a 'cls' and a 'reg' head (the tracker decodes both)")
+    if names["reg"].type != "tower":
+        raise r.fail("heads.reg.type", "the box regression head must be a 'tower'")
+    updates = [h for h in heads if h.type == "gradnet"]
+    if len(updates) > 1:
+        raise r.fail(f"heads.{updates[1].name}", "at most one 'gradnet' update head")
+    if updates and names["cls"].type != "tower":
+        raise r.fail(f"heads.{updates[0].name}", "a 'gradnet' update needs a 'tower' cls head (its gradient "
+                     "comes from the cls logits)")
+    for h in heads:
+        if h.type == "dimp" and h.name != "cls":
+            raise r.fail(f"heads.{h.name}.type", "a 'dimp' head can only be the 'cls' head")
     return tuple(heads)
+
+
+def _parse_tower(r: _Reader, name: str, h: dict, key: str) -> HeadSpec:
+    h = r.mapping(h, key, {"type", "channels", "depth", "ops", "first_ops", "outputs", "activation", "scale"},
+                  {"type", "channels", "depth", "ops", "outputs"})
+    chans = _int_choices(r, h, key, "channels")
+    ops = r.op_list(h["ops"], f"{key}.ops", {})
+    first_ops = r.op_list(h["first_ops"], f"{key}.first_ops", {}) if "first_ops" in h else ops
+    for label, group in (("ops", ops), ("first_ops", first_ops)):
+        for j, op in enumerate(group):
+            if op.type not in ("sep", "conv", "skip"):
+                raise r.fail(f"{key}.{label}[{j}]", f"expected a head op (sep, conv, skip), got {op.label!r}")
+    if any(op.is_skip for op in first_ops):
+        raise r.fail(f"{key}.first_ops", "layer 0 maps the neck width to the head width, so it cannot be "
+                     "'skip'; give first_ops without skip")
+    missing = [op.label for op in first_ops if op not in ops]
+    if missing:
+        raise r.fail(f"{key}.first_ops", f"expected a subset of ops; {missing[0]!r} is not in ops")
+    return HeadSpec(name=name, type="tower", channels=chans, depth=r.integer(h, key, "depth"), ops=ops,
+                    first_ops=first_ops, outputs=r.integer(h, key, "outputs"),
+                    activation=r.text(h, key, "activation", ("none", "relu"), default="none"),
+                    scale=r.number(h, key, "scale", 1.0))
+
+
+def _parse_dimp(r: _Reader, name: str, h: dict, key: str) -> DiMPHeadSpec:
+    h = r.mapping(h, key, {"type", "feature_dim", "filter_size", "num_iter"},
+                  {"type", "feature_dim", "filter_size", "num_iter"})
+    return DiMPHeadSpec(name=name, type="dimp", feature_dim=_int_choices(r, h, key, "feature_dim"),
+                        filter_size=_int_choices(r, h, key, "filter_size", odd=True),
+                        num_iter=_int_choices(r, h, key, "num_iter", minimum=0))
+
+
+def _parse_gradnet(r: _Reader, name: str, h: dict, key: str) -> GradNetHeadSpec:
+    h = r.mapping(h, key, {"type", "hidden", "kernel", "width", "interval", "weight", "grad_scale"},
+                  {"type", "hidden", "kernel", "width", "interval"})
+    hidden = h["hidden"]
+    hidden = [hidden] if isinstance(hidden, str) else hidden
+    if not isinstance(hidden, list) or not hidden or not all(isinstance(v, str) for v in hidden):
+        raise r.fail(f"{key}.hidden", "expected a non-empty list of stage names (or 'stem')")
+    if len(set(hidden)) != len(hidden):
+        raise r.fail(f"{key}.hidden", "choices must be distinct")
+    weight = r.number(h, key, "weight", 0.15)
+    if not 0.0 < weight <= 1.0:
+        raise r.fail(f"{key}.weight", f"expected a number in (0, 1], got {weight}")
+    grad_scale = r.number(h, key, "grad_scale", 1e4)
+    if grad_scale <= 0:
+        raise r.fail(f"{key}.grad_scale", f"expected a positive number, got {grad_scale}")
+    return GradNetHeadSpec(name=name, type="gradnet", hidden=tuple(hidden),
+                           kernel=_int_choices(r, h, key, "kernel", odd=True),
+                           width=_int_choices(r, h, key, "width"), interval=_int_choices(r, h, key, "interval"),
+                           weight=weight, grad_scale=grad_scale)
 
 
 def _parse_constraints(r: _Reader, node: Any) -> dict[str, Bounds]:
@@ -357,8 +451,17 @@ def conv_out(size: int, stride: int) -> int:
 
 
 def _check_geometry(r: _Reader, spec: SpaceSpec) -> None:
-    """Every output position must leave a template feature map of at least 1x1."""
+    """Every output position must leave a template feature map of at least 1x1, and a gradnet hidden
+    template must come before every output position (its tail is what the update recomputes)."""
     bb = spec.backbone
+    names = [st.name for st in bb.stages]
+    first_output = min(names.index(n) for n in bb.output)
+    for head in spec.heads:
+        for i, hidden in enumerate(getattr(head, "hidden", ())):
+            allowed = ["stem", *names[:first_output]]
+            if hidden not in allowed:
+                raise r.fail(f"heads.{head.name}.hidden[{i}]", f"expected 'stem' or a stage before the first output "
+                             f"stage ({', '.join(allowed)}), got {hidden!r}")
     strides = [bb.stem.stride] + [op.stride or 1 for op in bb.fixed]
     size = spec.template_size
     for s in strides:

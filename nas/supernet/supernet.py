@@ -13,11 +13,16 @@ Layout (each candidate is built by the same helpers as `LightTrackSubnet`, so a 
   own predictor. cls and reg each run through their own towers. (The LightTrack reference runs the reg
   branch through the cls towers during supernet training, so its reg towers never train and the two
   branches share weights; we do not reproduce that.)
+* a `dimp` head: `heads[name].features[stage][d]` (one feature conv per output stage and width D),
+  `heads[name].initializer[d]` (the D->D conv before RoI pooling, shared by every filter size) and
+  one `optimizer` (its 302 parameters do not depend on D, k or the number of iterations).
+* a `gradnet` head: `update[<hidden>_k<kernel>_w<width>]`, one U1 per choice combination (its input
+  width is fixed by the hidden point); the interval needs no weights.
 
 An architecture selects a `_Path`: the supernet modules it runs, which also name themselves as the
-submodules of `build_subnet(space, arch)`. That one selection drives the forward pass,
-`path_parameters` (optimise only the sampled path) and `extract` (a strict state-dict copy), so the
-three cannot disagree.
+submodules of `build_subnet(space, arch)`. That one selection drives the forward pass (through a
+`view`: the subnet's own class with the supernet's modules swapped in), `path_parameters` (optimise
+only the sampled path) and `extract` (a strict state-dict copy), so the three cannot disagree.
 """
 from __future__ import annotations
 
@@ -29,9 +34,28 @@ from torch import nn
 
 from nas.space.space import Arch, SearchSpace
 from nas.space.spec import HeadSpec, SEConfig
+from trackers.dimp.initializer import FilterInitializerLinear
 from trackers.lighttrack.blocks import PixelwiseFusion, Predictor, make_op
-from trackers.lighttrack.geometry import block_slots, output_geometry
-from trackers.lighttrack.model import LightTrackSubnet, build_subnet, make_head_layer, make_stem
+from trackers.lighttrack.geometry import block_slots, hidden_point, output_geometry
+from trackers.lighttrack.model import (
+    DiMPHead,
+    GradNetUpdate,
+    LightTrackSubnet,
+    Template,
+    TowerHead,
+    build_subnet,
+    make_dimp_features,
+    make_dimp_optimizer,
+    make_head_layer,
+    make_stem,
+    make_u1,
+)
+
+_MAX_VIEWS = 64
+
+
+def _u1_key(hidden: str, kernel: int, width: int) -> str:
+    return f"{hidden}_k{kernel}_w{width}"
 
 
 @dataclass(frozen=True)
@@ -46,42 +70,30 @@ class _Route:
 
 @dataclass(frozen=True)
 class _Path:
-    """The supernet modules one architecture runs; both the forward pass and the subnet naming read it."""
+    """The supernet modules one architecture runs, under the names `LightTrackSubnet` gives them."""
 
     stem: nn.Module
     blocks: list[nn.Module]
     bn_z: nn.Module
     bn_x: nn.Module
     fusion: nn.Module
-    heads: dict[str, tuple[list[nn.Module], nn.Module]]  # head name -> (layers, predictor)
+    update: nn.Module | None
+    heads: dict[str, nn.Module]  # head name -> a head module whose parts are supernet modules
 
     def named(self) -> dict[str, nn.Module]:
         """The modules under the names `LightTrackSubnet` gives them, in its registration order."""
         named = {"stem": self.stem, **{f"blocks.{i}": m for i, m in enumerate(self.blocks)},
                  "bn_z": self.bn_z, "bn_x": self.bn_x, "fusion": self.fusion}
-        for name, (layers, predictor) in self.heads.items():
-            named.update({f"heads.{name}.layers.{i}": m for i, m in enumerate(layers)})
-            named[f"heads.{name}.predictor"] = predictor
+        if self.update is not None:
+            named["update"] = self.update
+        named.update({f"heads.{name}": head for name, head in self.heads.items()})
         return named
 
-    def features(self, image: torch.Tensor) -> torch.Tensor:
-        y = self.stem(image)
-        for block in self.blocks:
-            y = block(y)
-        return y
 
-    def template(self, z: torch.Tensor) -> torch.Tensor:
-        return self.bn_z(self.features(z))
-
-    def track(self, x: torch.Tensor, zf: torch.Tensor) -> dict[str, torch.Tensor]:
-        fused = self.fusion(zf, self.bn_x(self.features(x)))
-        out = {}
-        for name, (layers, predictor) in self.heads.items():
-            y = fused
-            for layer in layers:
-                y = layer(y)
-            out[name] = predictor(y)
-        return out
+def _set_submodule(root: nn.Module, dotted: str, module: nn.Module) -> None:
+    parent_name, _, child = dotted.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    parent._modules[child] = module
 
 
 class SuperTower(nn.Module):
@@ -124,9 +136,23 @@ class Supernet(nn.Module):
         self.bn_x = nn.ModuleDict({st.name: nn.BatchNorm2d(st.channels) for st in stages})
         sides = dict.fromkeys(r.fusion for r in self._routes)
         self.fusion = nn.ModuleDict({side: PixelwiseFusion(int(side) ** 2, spec.neck.channels) for side in sides})
-        self.heads = nn.ModuleDict({
-            head.name: nn.ModuleList(SuperTower(head, c, spec.neck.channels, bb.se) for c in head.channels)
-            for head in spec.heads})
+        heads: dict[str, nn.Module] = {}
+        self.update: nn.ModuleDict | None = None
+        for head in spec.heads:
+            if head.type == "tower":
+                heads[head.name] = nn.ModuleList(SuperTower(head, c, spec.neck.channels, bb.se) for c in head.channels)
+            elif head.type == "dimp":
+                heads[head.name] = nn.ModuleDict({
+                    "features": nn.ModuleDict({st.name: nn.ModuleList(make_dimp_features(st.channels, d)
+                                                                      for d in head.feature_dim) for st in stages}),
+                    "initializer": nn.ModuleList(FilterInitializerLinear(1, d).conv for d in head.feature_dim),
+                    "optimizer": make_dimp_optimizer()})
+            else:
+                self.update = nn.ModuleDict({
+                    _u1_key(hidden, k, w): make_u1(hidden_point(space, hidden, spec.template_size)[1], w, k)
+                    for hidden in head.hidden for k in head.kernel for w in head.width})
+        self.heads = nn.ModuleDict(heads)
+        self._views: dict[str, tuple[LightTrackSubnet, list[nn.Module]]] = {}
 
     # -- path selection ---------------------------------------------------------------------------
     def _route(self, arch: Arch) -> _Route:
@@ -141,15 +167,54 @@ class Supernet(nn.Module):
 
     def _path(self, arch: Arch) -> _Path:
         route, g = self._route(arch), arch.genotype
-        heads = {}
-        for name, towers in self.heads.items():
-            channel_gene, layer_genes = self.space.head_genes[name]
-            tower = towers[g[channel_gene]]
-            heads[name] = ([tower.layers[i][g[gene]] for i, gene in enumerate(layer_genes)], tower.predictor)
+        heads: dict[str, nn.Module] = {}
+        update = None
+        for spec in self.space.spec.heads:
+            if spec.type == "tower":
+                channel_gene, layer_genes = self.space.head_genes[spec.name]
+                tower = self.heads[spec.name][g[channel_gene]]
+                heads[spec.name] = TowerHead([tower.layers[i][g[gene]] for i, gene in enumerate(layer_genes)],
+                                             tower.predictor)
+            elif spec.type == "dimp":
+                parts, options = self.heads[spec.name], arch.head_options(spec.name)
+                d = spec.feature_dim.index(options["feature_dim"])
+                initializer = FilterInitializerLinear(options["filter_size"], options["feature_dim"], route.stride,
+                                                      conv=parts["initializer"][d])
+                heads[spec.name] = DiMPHead(parts["features"][route.stage][d], initializer, parts["optimizer"],
+                                            options["num_iter"])
+            else:
+                options = arch.head_options(spec.name)
+                blocks = hidden_point(self.space, options["hidden"], self.space.spec.template_size)[0]
+                update = GradNetUpdate(self.update[_u1_key(options["hidden"], options["kernel"], options["width"])],
+                                       blocks, options["interval"], spec.weight, spec.grad_scale)
         return _Path(stem=self.stem,
                      blocks=[self.blocks[i][g[gene]] for i, gene in enumerate(self._block_genes[: route.depth])],
                      bn_z=self.bn_z[route.stage], bn_x=self.bn_x[route.stage], fusion=self.fusion[route.fusion],
-                     heads=heads)
+                     update=update, heads=heads)
+
+    def view(self, arch: Arch) -> LightTrackSubnet:
+        """`arch`'s subnet made of this supernet's modules (no copy): running it runs the path.
+
+        Built once per architecture on the meta device, its modules then swapped for the supernet's,
+        so the supernet and a standalone subnet share one forward implementation. Views are cached
+        (a few dozen, oldest dropped); the view's own wrapper modules follow the supernet's mode.
+        """
+        entry = self._views.get(arch.arch_id)
+        if entry is None:
+            self._route(arch)  # the space check
+            with torch.device("meta"):
+                view = build_subnet(self.space, arch)
+            for name, module in self.path_modules(arch).items():
+                _set_submodule(view, name, module)
+            shared = {id(m) for m in self.modules()}
+            entry = (view, [m for m in view.modules() if id(m) not in shared])
+            if len(self._views) >= _MAX_VIEWS:
+                self._views.pop(next(iter(self._views)))
+            self._views[arch.arch_id] = entry
+        view, own = entry
+        for module in own:  # only the view's wrappers: shared modules keep their mode (a frozen backbone stays eval)
+            module.training = self.training
+        return view
 
     def path_modules(self, arch: Arch) -> dict[str, nn.Module]:
         """Supernet modules of `arch`'s path, keyed by the submodule names of `build_subnet(space, arch)`."""
@@ -165,17 +230,17 @@ class Supernet(nn.Module):
                 for key, value in module.state_dict().items()}
 
     # -- running one path ---------------------------------------------------------------------------
-    def template(self, arch: Arch, z: torch.Tensor) -> torch.Tensor:
-        """Template features of `arch` (as `LightTrackSubnet.template`)."""
-        return self._path(arch).template(z)
+    def template(self, arch: Arch, z: torch.Tensor, box: torch.Tensor | None = None) -> Template:
+        """Template state of `arch` (as `LightTrackSubnet.template`)."""
+        return self.view(arch).template(z, box)
 
-    def track(self, arch: Arch, x: torch.Tensor, zf: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Search branch of `arch` (as `LightTrackSubnet.track`): {'cls': logits, 'reg': l,t,r,b pixels}."""
-        return self._path(arch).track(x, zf)
+    def track(self, arch: Arch, x: torch.Tensor, state: Template) -> dict[str, torch.Tensor]:
+        """Search branch of `arch` (as `LightTrackSubnet.track`): {'cls': scores, 'reg': l,t,r,b pixels}."""
+        return self.view(arch).track(x, state)
 
-    def forward(self, arch: Arch, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        path = self._path(arch)
-        return path.track(x, path.template(z))
+    def forward(self, arch: Arch, z: torch.Tensor, x: torch.Tensor, z_box: torch.Tensor | None = None,
+                cls_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.view(arch)(z, x, z_box, cls_labels)
 
     # -- weights in and out ---------------------------------------------------------------------------
     def extract(self, arch: Arch) -> LightTrackSubnet:

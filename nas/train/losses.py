@@ -2,6 +2,11 @@
 
 loss = balanced BCE (0.5 mean over positives + 0.5 mean over negatives) + 1.2 x IoU loss
 -log((I + 1) / (U + 1)) over the positions inside the ground-truth box.
+
+A DiMP cls head (outputs carry `cls.iterates`) replaces the BCE term with DiMP's own: LBHinge
+against a Gaussian label (`gauss`, sigma a quarter of the target's sqrt area) on the scores of every
+filter iterate, weighted 100 (initial) + 100 (final) + 400 shared by the intermediate ones, as in
+DiMP's training settings.
 """
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from nas.data.crops import grid_centers
+from trackers.dimp.loss import IterateWeightedLoss
 
 REG_WEIGHT = 1.2
+_DIMP_LOSS = IterateWeightedLoss()
 
 
 def balanced_bce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -42,7 +49,11 @@ def iou_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> 
 def tracking_loss(outputs: dict[str, torch.Tensor], labels: dict[str, torch.Tensor],
                   sample_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Batch loss (mean of per-sample losses, optionally weighted) and its parts for logging."""
-    cls = balanced_bce(outputs["cls"], labels["cls"])
+    if "cls.iterates" in outputs:
+        iterates = outputs["cls.iterates"]
+        cls = _DIMP_LOSS.combine(_DIMP_LOSS.hinge.per_sample(iterates, labels["gauss"].to(iterates.dtype)))
+    else:
+        cls = balanced_bce(outputs["cls"], labels["cls"])
     reg = iou_loss(outputs["reg"], labels["reg"], labels["reg_weight"])
     per_sample = cls + REG_WEIGHT * reg
     if sample_weights is not None:

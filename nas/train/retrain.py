@@ -57,8 +57,9 @@ class FixedPath(nn.Module):
     def path_parameters(self, arch: Arch) -> list[nn.Parameter]:
         return list(self.subnet.parameters())
 
-    def forward(self, arch: Arch, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.subnet(z, x)
+    def forward(self, arch: Arch, z: torch.Tensor, x: torch.Tensor, z_box: torch.Tensor | None = None,
+                cls_labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self.subnet(z, x, z_box, cls_labels)
 
 
 def subnet_target(cfg: RunConfig, arch: Arch, init: str, out_dir: Path) -> TrainTarget:

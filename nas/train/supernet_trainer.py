@@ -104,7 +104,8 @@ def _gather(values: list, world: int) -> list:
 
 @dataclass
 class TrainTarget:
-    """What a run optimises: a model that runs one architecture per step (`forward(arch, z, x)`,
+    """What a run optimises: a model that runs one architecture per step (`forward(arch, z, x, z_box,
+    cls_labels)`: the template box feeds DiMP heads, the labels a gradnet update's inner loss),
     `arch_stride`, `path_parameters`, `stem`/`blocks` for the backbone), the architecture of each
     step, and where its checkpoint and history go."""
 
@@ -191,7 +192,8 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
                 first = step * sc.batch_size + shard * shard_size
                 batch = collate([pairs[i] for i in range(first, first + shard_size)])
                 labels = {k: v.to(device) for k, v in batch["labels"][stride].items()}
-                outputs = model(arch, batch["template"].to(device), batch["search"].to(device))
+                outputs = model(arch, batch["template"].to(device), batch["search"].to(device),
+                                batch["template_box"].to(device), labels["cls"])
                 weights = schedule.loss_weights(batch["bin"]).to(device) if schedule is not None else None
                 loss, parts = tracking_loss(outputs, labels, weights)
                 (loss / len(my_shards)).backward()

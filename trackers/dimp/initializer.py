@@ -53,12 +53,16 @@ def prroi_pool2d(feat: torch.Tensor, rois: torch.Tensor, output_size: int | tupl
 class FilterInitializerLinear(nn.Module):
     """f0 = mean over images of PrRoIPool_k(conv3x3(feat), target box) (DiMP's initializer)."""
 
-    def __init__(self, filter_size: int = 4, feature_dim: int = 256, feature_stride: int = 16, conv_ksz: int = 3):
+    def __init__(self, filter_size: int = 4, feature_dim: int = 256, feature_stride: int = 16, conv_ksz: int = 3,
+                 conv: nn.Conv2d | None = None):
+        """`conv` reuses an existing D->D conv (a weight-sharing supernet hands every filter size the same one)."""
         super().__init__()
         self.filter_size, self.feature_stride = filter_size, feature_stride
-        self.conv = nn.Conv2d(feature_dim, feature_dim, conv_ksz, padding=conv_ksz // 2)
-        nn.init.normal_(self.conv.weight, 0.0, math.sqrt(2.0 / (conv_ksz * conv_ksz * feature_dim)))
-        nn.init.zeros_(self.conv.bias)
+        if conv is None:
+            conv = nn.Conv2d(feature_dim, feature_dim, conv_ksz, padding=conv_ksz // 2)
+            nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / (conv_ksz * conv_ksz * feature_dim)))
+            nn.init.zeros_(conv.bias)
+        self.conv = conv
 
     def forward(self, feat: torch.Tensor, bb: torch.Tensor) -> torch.Tensor:
         """feat (B, N, D, H, W), bb (B, N, 4) x, y, w, h in image pixels -> filter (B, D, k, k)."""

@@ -22,11 +22,18 @@ class LBHinge(nn.Module):
         super().__init__()
         self.threshold = threshold
 
-    def forward(self, scores: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    def squared_errors(self, scores: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         background = label < self.threshold
         pred = torch.where(background, torch.relu(scores), scores)
         target = torch.where(background, torch.zeros_like(label), label)
-        return (pred - target).pow(2).mean()
+        return (pred - target).pow(2)
+
+    def per_sample(self, scores: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """The loss of each score map: the mean over the last two (spatial) dims."""
+        return self.squared_errors(scores, label).mean(dim=(-2, -1))
+
+    def forward(self, scores: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return self.squared_errors(scores, label).mean()
 
 
 class IterateWeightedLoss(nn.Module):
@@ -38,10 +45,14 @@ class IterateWeightedLoss(nn.Module):
         self.weight_final, self.weight_init, self.weight_iter = weight_final, weight_init, weight_iter
         self.hinge = LBHinge(threshold)
 
+    def combine(self, per_iterate: torch.Tensor) -> torch.Tensor:
+        """Weighted total over the first dim (iterates f0..fN) of per-iterate losses of any trailing shape."""
+        total = self.weight_final * per_iterate[-1] + self.weight_init * per_iterate[0]
+        if len(per_iterate) > 2:
+            total = total + self.weight_iter * per_iterate[1:-1].mean(dim=0)
+        return total
+
     def forward(self, iterate_scores: list[torch.Tensor], label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of each iterate on the test frames (same shape as `label`) -> (total, per-iterate losses)."""
         per_iterate = torch.stack([self.hinge(scores, label) for scores in iterate_scores])
-        total = self.weight_final * per_iterate[-1] + self.weight_init * per_iterate[0]
-        if len(per_iterate) > 2:
-            total = total + self.weight_iter * per_iterate[1:-1].mean()
-        return total, per_iterate
+        return self.combine(per_iterate), per_iterate

@@ -73,3 +73,20 @@ def output_strides(space: SearchSpace) -> list[int]:
     """Every total stride an output position of the space can have (labels are made for each)."""
     return sorted({output_geometry(space, p, space.spec.search_size)[2]
                    for p in space.genes[space.output_gene].options})
+
+
+def hidden_point(space: SearchSpace, hidden: str, image_size: int) -> tuple[int, int, int]:
+    """(blocks before it, channels, spatial size) of a gradnet hidden template: after the stem or a stage.
+
+    The spec guarantees the stage precedes every output stage, so all its blocks are active.
+    """
+    spec = space.spec
+    if hidden == "stem":
+        return 0, stem_plan(spec)[-1][1], stem_output_size(spec, image_size)
+    names = [st.name for st in spec.backbone.stages]
+    index = names.index(hidden)
+    size = stem_output_size(spec, image_size)
+    for stage in spec.backbone.stages[: index + 1]:
+        size = conv_out(size, stage.stride)
+    blocks = sum(st.depth for st in spec.backbone.stages[: index + 1])
+    return blocks, spec.backbone.stages[index].channels, size

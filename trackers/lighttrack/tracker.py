@@ -1,7 +1,7 @@
 """The LightTrack tracking pipeline: crops, one forward pass per frame, decoding and smoothing.
 
-Any model with the `build_subnet` API (`template(z) -> zf`, `track(x, zf) -> {"cls", "reg"}`,
-`stride`) plugs in, so a found subnet, a supernet extraction and the Mobile baseline are tracked by
+Any model with the `build_subnet` API (`template(z, box) -> state`, `track(x, state) -> {"cls", "reg"}`,
+`stride`, `cls_is_logit`) plugs in, so a found subnet, a supernet extraction and the Mobile baseline are tracked by
 exactly the same post-processing. The steps follow LightTrack's/Ocean's tracker:
 
 * template: SiamFC context square (`context_size`) resized to the space's template size, cached once;
@@ -15,7 +15,14 @@ exactly the same post-processing. The steps follow LightTrack's/Ocean's tracker:
   is its square. `smooth_twice=False` gives the textbook single update;
 * clamping: the centre stays inside the image, the size within [min_size, image size];
 * speed: inference runs on a copy of the model with BatchNorm folded into the preceding convs
-  (`fold_batchnorm`), the same function to float precision and about a fifth faster on CPU.
+  (`fold_batchnorm`), the same function to float precision and about a fifth faster on CPU;
+* scores: tower cls heads give logits (a sigmoid makes them confidences); a DiMP cls head gives
+  regression scores, clipped to [0, 1];
+* gradnet template update (models with an update head), GradNet's online rule: the reliability
+  threshold is half the mean confidence of the first five tracked frames; the search crops of the
+  last five reliable frames are kept with their labels (the tracked box); on the first frame and
+  every `interval` frames the template is updated from the kept crop with the highest confidence,
+  and the hidden template is blended 0.4 old / 0.6 new as in GradNet's code.
 
 Crops are exact sub-pixel warps (`crop_square`), not rounded to whole pixels, and the exemplar is
 128 (LightTrack's `--even 1`; its VOT script uses 127, which gives the same 8x8 feature map).
@@ -76,17 +83,19 @@ def _change(r: np.ndarray) -> np.ndarray:
     return np.maximum(r, 1.0 / r)
 
 
-def decode(cls_logits: np.ndarray, reg: np.ndarray, *, center: np.ndarray, size: np.ndarray,
+def decode(cls_scores: np.ndarray, reg: np.ndarray, *, center: np.ndarray, size: np.ndarray,
            scale_z: float, instance_size: int, stride: int, config: TrackerConfig,
-           window: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+           window: np.ndarray | None = None, cls_is_logit: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
     """Pick the best cell of one score map and update the target: (centre, size, confidence).
 
-    `cls_logits` is (S, S), `reg` is (4, S, S) l, t, r, b in search-crop pixels; `center`/`size`
-    are the current state in image pixels and `scale_z` is crop px per image px. The returned
-    confidence is the raw sigmoid score of the chosen cell (the penalties only rank candidates).
+    `cls_scores` is (S, S) logits (or, with `cls_is_logit=False`, scores clipped to [0, 1]), `reg`
+    is (4, S, S) l, t, r, b in search-crop pixels; `center`/`size` are the current state in image
+    pixels and `scale_z` is crop px per image px. The returned confidence is the raw score of the
+    chosen cell (the penalties only rank candidates).
     """
     grid = grid_centers(instance_size, stride).astype(np.float64)
-    cls = 1.0 / (1.0 + np.exp(-cls_logits.astype(np.float64)))
+    scores = cls_scores.astype(np.float64)
+    cls = 1.0 / (1.0 + np.exp(-scores)) if cls_is_logit else np.clip(scores, 0.0, 1.0)
     left, top, right, bottom = reg.astype(np.float64)
     x1, x2 = grid[None, :] - left, grid[None, :] + right
     y1, y2 = grid[:, None] - top, grid[:, None] + bottom
@@ -140,7 +149,9 @@ class LightTrackTracker(Tracker):
         self.normal_instance = config.instance_size or (spec.search_size if spec else 256)
         self.big_instance = config.big_instance_size or self.normal_instance + 2 * self.stride
         self.instance_size = self.normal_instance
-        self._zf: torch.Tensor | None = None
+        self.cls_is_logit = bool(getattr(model, "cls_is_logit", True))
+        self.update = getattr(self.model, "update", None)
+        self._state: dict[str, torch.Tensor] | None = None
 
     def _features(self, crop: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(normalize(crop))[None].to(self.device)
@@ -159,23 +170,70 @@ class LightTrackTracker(Tracker):
         self.pad = frame.reshape(-1, frame.shape[-1]).mean(axis=0)
         s_z = context_size(w, h, cfg.context_amount)
         z = crop_square(frame, tuple(self.center), s_z, self.exemplar_size, self.pad)
-        self._zf = self.model.template(self._features(z))
+        half = self.size * self.exemplar_size / s_z / 2.0
+        mid = self.exemplar_size / 2.0
+        z_box = torch.tensor([[mid - half[0], mid - half[1], mid + half[0], mid + half[1]]], dtype=torch.float32,
+                             device=self.device)
+        self._state = self.model.template(self._features(z), z_box)
+        if self.update is not None:
+            self._frame, self._confidences, self._memory = 0, [], []
+            crop, crop_box = self._search_crop(frame)
+            self._memory.append((1.0, crop, crop_box))
+            self._update_template()
+
+    def _search_crop(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The search crop at the current state and the current box in it (x1, y1, x2, y2 crop pixels)."""
+        s_z = context_size(*self.size, self.config.context_amount)
+        scale_z = self.exemplar_size / s_z
+        s_x = s_z * self.instance_size / self.exemplar_size
+        crop = crop_square(frame, tuple(self.center), s_x, self.instance_size, self.pad)
+        half = self.size * scale_z / 2.0
+        mid = self.instance_size / 2.0
+        return crop, np.array([mid - half[0], mid - half[1], mid + half[0], mid + half[1]])
+
+    def _update_template(self) -> None:
+        """GradNet's update from the kept crop with the highest confidence (outside inference mode:
+        the update differentiates the cls loss with respect to the hidden template)."""
+        from nas.data.pairs import make_labels
+
+        _, crop, crop_box = max(self._memory, key=lambda item: item[0])
+        labels = make_labels(crop_box, self.instance_size, self.stride)["cls"]
+        with torch.inference_mode(False), torch.no_grad():
+            state = {key: value.clone() for key, value in self._state.items()}
+            updated = self.model.update_template(state, self._features(crop),
+                                                 torch.from_numpy(labels)[None].to(self.device))
+            updated["hidden"] = 0.4 * state["hidden"] + 0.6 * updated["hidden"]
+        self._state = updated
+
+    def _after_frame(self, frame: np.ndarray, confidence: float) -> None:
+        """Keep reliable frames and update the template every `interval` frames (gradnet heads)."""
+        self._frame += 1
+        if len(self._confidences) < 5:
+            self._confidences.append(confidence)
+        if confidence >= 0.5 * float(np.mean(self._confidences)):
+            crop, crop_box = self._search_crop(frame)
+            self._memory = [*self._memory[-4:], (confidence, crop, crop_box)]
+        if self._frame % self.update.interval == 0:
+            self._update_template()
 
     @torch.inference_mode()
     def track(self, frame: np.ndarray) -> TrackResult:
-        if self._zf is None:
+        if self._state is None:
             raise RuntimeError("track() called before initialize()")
         cfg = self.config
         s_z = context_size(*self.size, cfg.context_amount)
         scale_z = self.exemplar_size / s_z
         s_x = s_z * self.instance_size / self.exemplar_size
         x = crop_square(frame, tuple(self.center), s_x, self.instance_size, self.pad)
-        out = self.model.track(self._features(x), self._zf)
+        out = self.model.track(self._features(x), self._state)
         center, size, score = decode(
             out["cls"][0, 0].float().cpu().numpy(), out["reg"][0].float().cpu().numpy(),
             center=self.center, size=self.size, scale_z=scale_z,
-            instance_size=self.instance_size, stride=self.stride, config=cfg, window=self.window)
+            instance_size=self.instance_size, stride=self.stride, config=cfg, window=self.window,
+            cls_is_logit=self.cls_is_logit)
         self.center, self.size = clamp_state(center, size, self.image_wh, cfg.min_size)
+        if self.update is not None:
+            self._after_frame(frame, score)
         box = np.concatenate([self.center - self.size / 2.0, self.size])
         return TrackResult(box, score)
 
