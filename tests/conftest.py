@@ -76,3 +76,15 @@ def write_train_config(path: Path, data_root: Path, output: Path, **supernet) ->
     path.write_text(yaml.safe_dump({"name": "tiny", "space": str(TINY_SPACE), "seed": 0, "output": str(output),
                                     "data": {"root": str(data_root), "split": "train"}, "supernet": section}))
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one intra-op thread (other engineers share the machine; float summation order fixed),
+    the caller's setting restored afterwards."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

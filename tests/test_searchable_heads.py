@@ -26,13 +26,7 @@ Z_SIZE, X_SIZE = 64, 128
 BOX = torch.tensor([[10.0, 12.0, 40.0, 50.0], [20.0, 18.0, 44.0, 46.0]])  # off-centre target boxes (x1, y1, x2, y2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Keep torch on one thread (deterministic kernels, shared machine) and restore the caller's setting."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from trackers.lighttrack.geometry import block_slots
 Z_SIZE, X_SIZE = 128, 256
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Other engineers share the machine: keep torch on one thread and restore the caller's setting."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def randomise_bn(module: nn.Module, seed: int, affine: bool = True) -> None:
