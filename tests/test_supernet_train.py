@@ -147,8 +147,8 @@ def test_two_ray_workers_match_in_process_training(tmp_path, tiny_data):
     import nas.raytools  # noqa: F401
 
     base = dict(epochs=2, pairs_per_epoch=32, batch_size=8, shards=2)
-    # Ray gives each 1-CPU worker one intra-op thread; the in-process run must use the same count, since
-    # a different float summation order grows to ~1% in the loss within a few SGD steps.
+    # Each 1-CPU Ray worker runs one intra-op thread; the in-process run must use the same count, since a
+    # different float summation order grows to ~1% in the loss within a few SGD steps.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

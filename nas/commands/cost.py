@@ -48,9 +48,13 @@ def _cost(args: argparse.Namespace) -> int:
     print(f"  params          {result['params']:>14,}")
     print(f"  flops           {result['flops']:>14,}   per-frame search branch")
     print(f"  template_flops  {result['template_flops']:>14,}   once per sequence")
+    if "update_flops" in result:
+        print(f"  update_flops    {result['update_flops']:>14,}   per gradnet template update (forward)")
     if "fvcore" in result:
         ref = result["fvcore"]
-        print(f"  fvcore check    params {ref['params']:,}, flops {ref['flops']:,}, template {ref['template_flops']:,}")
+        update = f", update {ref['update_flops']:,}" if "update_flops" in ref else ""
+        print(f"  fvcore check    params {ref['params']:,}, flops {ref['flops']:,}, template {ref['template_flops']:,}"
+              f"{update}")
     if "latency_ms" in result:
         print(f"  latency         {result['latency_ms']:.2f} ms median ({result['latency_runs']} runs, "
               f"{result['latency_threads']} threads, {result['latency_device']})")

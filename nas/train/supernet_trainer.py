@@ -231,9 +231,15 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
     return history
 
 
+_WORKER_CPUS = 1
+"""CPUs each Ray Train worker reserves; it runs that many torch intra-op threads whatever OMP_NUM_THREADS
+says, so N workers never oversubscribe N CPUs and results do not depend on the environment."""
+
+
 def _ray_worker(config: dict) -> None:
     import ray.train
 
+    torch.set_num_threads(_WORKER_CPUS)
     ctx = ray.train.get_context()
     train(RunConfig.from_dict(config["run"]), rank=ctx.get_world_rank(), world=ctx.get_world_size(),
           resume=config["resume"], report=ray.train.report)
@@ -261,7 +267,7 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
     try:
         trainer = TorchTrainer(
             _ray_worker, train_loop_config={"run": cfg.to_dict(), "resume": resume},
-            scaling_config=ScalingConfig(num_workers=workers, use_gpu=cuda, resources_per_worker={"CPU": 1}),
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=cuda, resources_per_worker={"CPU": _WORKER_CPUS}),
             torch_config=TorchConfig(backend="nccl" if cuda else "gloo"),
             run_config=RayRunConfig(name=f"train-supernet-{uuid.uuid4().hex[:8]}",
                                     storage_path=str((supernet_dir(cfg) / "ray").resolve())))
