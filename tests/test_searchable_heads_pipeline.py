@@ -138,6 +138,14 @@ def test_search_over_the_new_head_genes_exports_a_rebuildable_subnet(tmp_path, t
     assert arch.arch_id == best["arch_id"]
     if space_path == GRADNET_SPACE:
         assert "update_flops" in best["cost"] and model.update is not None
+        from nas.fitness.supernet_fitness import FitnessSpec
+
+        fitness = FitnessSpec(space=str(space_path), checkpoint=str(tmp_path / "run" / "supernet" / "last.pt"),
+                              data_root=str(tiny_data), bn_batches=1, bn_batch_size=4)()
+        recalibrated = fitness.recalibrated_subnet(arch).update.u1[1]
+        inherited = fitness.supernet.path_modules(arch)["update"].u1[1]
+        assert int(recalibrated.num_batches_tracked) == 1  # BN recalibration ran the update, so U1's BN too
+        assert not torch.allclose(recalibrated.running_mean, inherited.running_mean)
     z, x = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         out = model.eval()(z, x)

@@ -91,19 +91,23 @@ class SupernetFitness:
 
         self.table = cost_table(self.space)
 
-    def _bn_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _bn_batches(self) -> list[dict]:
         size = self.spec.bn_batch_size
         batches = []
         for b in range(self.spec.bn_batches):
             batch = collate([self.pairs[i] for i in range(b * size, (b + 1) * size)])
-            batches.append((batch["template"].to(self.device), batch["search"].to(self.device)))
+            batches.append({"z": batch["template"].to(self.device), "x": batch["search"].to(self.device),
+                            "z_box": batch["template_box"].to(self.device),
+                            "cls": {s: labels["cls"].to(self.device) for s, labels in batch["labels"].items()}})
         return batches
 
     def recalibrated_subnet(self, arch: Arch):
         """The standalone subnet of `arch` with inherited weights and its BN re-estimated (eval mode)."""
         subnet = self.supernet.extract(arch)
-        recalibrate_bn(subnet, self._bn_cache if self._bn_cache is not None else self._bn_batches(),
-                       self.spec.bn_batches)
+        batches = self._bn_cache if self._bn_cache is not None else self._bn_batches()
+        # the training forward: DiMP learns from the template box, a gradnet update runs (so U1's BN is re-estimated)
+        recalibrate_bn(subnet, [lambda b=b: subnet(b["z"], b["x"], b["z_box"], b["cls"][subnet.stride])
+                                for b in batches], self.spec.bn_batches)
         return subnet.eval()
 
     def evaluate(self, genotype: list[int] | tuple[int, ...]) -> dict:
