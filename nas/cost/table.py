@@ -24,7 +24,7 @@ from nas.space.space import Arch, SearchSpace
 from nas.space.spec import DiMPHeadSpec, GradNetHeadSpec, HeadSpec
 from trackers.lighttrack.blocks import PixelwiseFusion, Predictor, make_op
 from trackers.lighttrack.geometry import block_slots, hidden_point, output_geometry, slot_input_size
-from trackers.lighttrack.model import make_head_layer, make_stem
+from trackers.lighttrack.model import DiMPHead, centred_box, make_head_layer, make_stem, make_u1
 
 TABLE_VERSION = 2
 
@@ -92,8 +92,6 @@ class _DiMPCost:
 
     @staticmethod
     def build(trace: _Tracer, space: SearchSpace, head: DiMPHeadSpec, sides: dict[str, tuple[int, int, int]]) -> dict:
-        from trackers.lighttrack.model import DiMPHead
-
         table = {}
         for stage, (channels, x_side, z_side) in sides.items():
             if stage in table:
@@ -135,8 +133,6 @@ class _GradNetCost:
 
     @staticmethod
     def build(trace: _Tracer, space: SearchSpace, head: GradNetHeadSpec, sides: dict) -> dict:
-        from trackers.lighttrack.model import make_u1
-
         table = {}
         for hidden in head.hidden:
             blocks, channels, side = hidden_point(space, hidden, space.spec.template_size)
@@ -308,8 +304,6 @@ class _DiMPTemplate(nn.Module):
         self.head = head
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
-        from trackers.lighttrack.model import centred_box
-
         return self.head.template(raw, centred_box(raw.shape[-1] * 16, raw.shape[0]))["filter"]
 
 

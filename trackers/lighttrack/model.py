@@ -39,6 +39,7 @@ from torch import nn
 from nas.space.grammar import OpSpec
 from nas.space.space import Arch, SearchSpace
 from nas.space.spec import SEConfig, SpaceSpec
+from nas.train.losses import balanced_bce
 from trackers.dimp.features import InstanceL2Norm
 from trackers.dimp.initializer import FilterInitializerLinear
 from trackers.dimp.optimizer import DiMPSteepestDescentGN, apply_filter
@@ -253,8 +254,6 @@ class LightTrackSubnet(nn.Module):
         state of one template (tracking) is updated from the mean gradient over the M crops; a batch
         of B templates (training) pairs template i with crop i.
         """
-        from nas.train.losses import balanced_bce
-
         if self.update is None:
             raise ValueError("this architecture has no gradnet update head")
         hidden = state["hidden"]

@@ -170,26 +170,24 @@ class LightTrackTracker(Tracker):
         self.pad = frame.reshape(-1, frame.shape[-1]).mean(axis=0)
         s_z = context_size(w, h, cfg.context_amount)
         z = crop_square(frame, tuple(self.center), s_z, self.exemplar_size, self.pad)
-        half = self.size * self.exemplar_size / s_z / 2.0
-        mid = self.exemplar_size / 2.0
-        z_box = torch.tensor([[mid - half[0], mid - half[1], mid + half[0], mid + half[1]]], dtype=torch.float32,
-                             device=self.device)
-        self._state = self.model.template(self._features(z), z_box)
+        z_box = self._box_in_crop(self.exemplar_size / s_z, self.exemplar_size)
+        self._state = self.model.template(self._features(z), torch.from_numpy(z_box)[None].float().to(self.device))
         if self.update is not None:
             self._frame, self._confidences, self._memory = 0, [], []
-            crop, crop_box = self._search_crop(frame)
-            self._memory.append((1.0, crop, crop_box))
+            crop, scale_z = self._search_crop(frame)
+            self._memory.append((1.0, crop, self._box_in_crop(scale_z, self.instance_size)))
             self._update_template()
 
-    def _search_crop(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The search crop at the current state and the current box in it (x1, y1, x2, y2 crop pixels)."""
+    def _box_in_crop(self, scale: float, side: int) -> np.ndarray:
+        """The current target box (x1, y1, x2, y2) in a `side` crop centred on it at `scale` crop px per image px."""
+        half, mid = self.size * scale / 2.0, side / 2.0
+        return np.array([mid - half[0], mid - half[1], mid + half[0], mid + half[1]])
+
+    def _search_crop(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """The search crop around the current state and its scale (crop px per image px)."""
         s_z = context_size(*self.size, self.config.context_amount)
-        scale_z = self.exemplar_size / s_z
         s_x = s_z * self.instance_size / self.exemplar_size
-        crop = crop_square(frame, tuple(self.center), s_x, self.instance_size, self.pad)
-        half = self.size * scale_z / 2.0
-        mid = self.instance_size / 2.0
-        return crop, np.array([mid - half[0], mid - half[1], mid + half[0], mid + half[1]])
+        return crop_square(frame, tuple(self.center), s_x, self.instance_size, self.pad), self.exemplar_size / s_z
 
     def _update_template(self) -> None:
         """GradNet's update from the kept crop with the highest confidence (outside inference mode:
@@ -211,8 +209,8 @@ class LightTrackTracker(Tracker):
         if len(self._confidences) < 5:
             self._confidences.append(confidence)
         if confidence >= 0.5 * float(np.mean(self._confidences)):
-            crop, crop_box = self._search_crop(frame)
-            self._memory = [*self._memory[-4:], (confidence, crop, crop_box)]
+            crop, scale_z = self._search_crop(frame)
+            self._memory = [*self._memory[-4:], (confidence, crop, self._box_in_crop(scale_z, self.instance_size))]
         if self._frame % self.update.interval == 0:
             self._update_template()
 
@@ -221,10 +219,7 @@ class LightTrackTracker(Tracker):
         if self._state is None:
             raise RuntimeError("track() called before initialize()")
         cfg = self.config
-        s_z = context_size(*self.size, cfg.context_amount)
-        scale_z = self.exemplar_size / s_z
-        s_x = s_z * self.instance_size / self.exemplar_size
-        x = crop_square(frame, tuple(self.center), s_x, self.instance_size, self.pad)
+        x, scale_z = self._search_crop(frame)
         out = self.model.track(self._features(x), self._state)
         center, size, score = decode(
             out["cls"][0, 0].float().cpu().numpy(), out["reg"][0].float().cpu().numpy(),
