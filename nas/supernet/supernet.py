@@ -19,10 +19,10 @@ Layout (each candidate is built by the same helpers as `LightTrackSubnet`, so a 
 * a `gradnet` head: `update[<hidden>_k<kernel>_w<width>]`, one U1 per choice combination (its input
   width is fixed by the hidden point); the interval needs no weights.
 
-An architecture selects a `_Path`: the supernet modules it runs, which also name themselves as the
-submodules of `build_subnet(space, arch)`. That one selection drives the forward pass (through a
-`view`: the subnet's own class with the supernet's modules swapped in), `path_parameters` (optimise
-only the sampled path) and `extract` (a strict state-dict copy), so the three cannot disagree.
+An architecture selects its `SubnetParts`: the supernet modules it runs, named as the submodules of
+`build_subnet(space, arch)`. That one selection drives the forward pass (through a `view`: the
+subnet's own class assembled from those parts), `path_parameters` (optimise only the sampled path)
+and `extract` (a strict state-dict copy), so the three cannot disagree.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from trackers.lighttrack.blocks import PixelwiseFusion, Predictor, make_op
 from trackers.lighttrack.geometry import block_slots, hidden_point, output_geometry
 from trackers.lighttrack.model import (
     DiMPHead,
+    SubnetParts,
     GradNetUpdate,
     LightTrackSubnet,
     Template,
@@ -66,34 +67,6 @@ class _Route:
     stage: str
     fusion: str
     stride: int
-
-
-@dataclass(frozen=True)
-class _Path:
-    """The supernet modules one architecture runs, under the names `LightTrackSubnet` gives them."""
-
-    stem: nn.Module
-    blocks: list[nn.Module]
-    bn_z: nn.Module
-    bn_x: nn.Module
-    fusion: nn.Module
-    update: nn.Module | None
-    heads: dict[str, nn.Module]  # head name -> a head module whose parts are supernet modules
-
-    def named(self) -> dict[str, nn.Module]:
-        """The modules under the names `LightTrackSubnet` gives them, in its registration order."""
-        named = {"stem": self.stem, **{f"blocks.{i}": m for i, m in enumerate(self.blocks)},
-                 "bn_z": self.bn_z, "bn_x": self.bn_x, "fusion": self.fusion}
-        if self.update is not None:
-            named["update"] = self.update
-        named.update({f"heads.{name}": head for name, head in self.heads.items()})
-        return named
-
-
-def _set_submodule(root: nn.Module, dotted: str, module: nn.Module) -> None:
-    parent_name, _, child = dotted.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    parent._modules[child] = module
 
 
 class SuperTower(nn.Module):
@@ -165,7 +138,7 @@ class Supernet(nn.Module):
         """Total stride of the path's features (8 or 16 for LightTrack): training picks labels by it."""
         return self._route(arch).stride
 
-    def _path(self, arch: Arch) -> _Path:
+    def _path(self, arch: Arch) -> SubnetParts:
         route, g = self._route(arch), arch.genotype
         heads: dict[str, nn.Module] = {}
         update = None
@@ -187,7 +160,7 @@ class Supernet(nn.Module):
                 blocks = hidden_point(self.space, options["hidden"], self.space.spec.template_size)[0]
                 update = GradNetUpdate(self.update[_u1_key(options["hidden"], options["kernel"], options["width"])],
                                        blocks, options["interval"], spec.weight, spec.grad_scale)
-        return _Path(stem=self.stem,
+        return SubnetParts(stem=self.stem,
                      blocks=[self.blocks[i][g[gene]] for i, gene in enumerate(self._block_genes[: route.depth])],
                      bn_z=self.bn_z[route.stage], bn_x=self.bn_x[route.stage], fusion=self.fusion[route.fusion],
                      update=update, heads=heads)
@@ -195,17 +168,13 @@ class Supernet(nn.Module):
     def view(self, arch: Arch) -> LightTrackSubnet:
         """`arch`'s subnet made of this supernet's modules (no copy): running it runs the path.
 
-        Built once per architecture on the meta device, its modules then swapped for the supernet's,
-        so the supernet and a standalone subnet share one forward implementation. Views are cached
-        (a few dozen, oldest dropped); the view's own wrapper modules follow the supernet's mode.
+        The subnet class assembled from the path's parts, so the supernet and a standalone subnet share
+        one forward implementation. Views are cached (a few dozen, oldest dropped); the view's own
+        wrapper modules follow the supernet's mode.
         """
         entry = self._views.get(arch.arch_id)
         if entry is None:
-            self._route(arch)  # the space check
-            with torch.device("meta"):
-                view = build_subnet(self.space, arch)
-            for name, module in self.path_modules(arch).items():
-                _set_submodule(view, name, module)
+            view = LightTrackSubnet(self.space, arch, self._path(arch))
             shared = {id(m) for m in self.modules()}
             entry = (view, [m for m in view.modules() if id(m) not in shared])
             if len(self._views) >= _MAX_VIEWS:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -178,36 +179,68 @@ class GradNetUpdate(nn.Module):
         return hidden + self.u1(grad * self.grad_scale)
 
 
+@dataclass(frozen=True)
+class SubnetParts:
+    """The modules a `LightTrackSubnet` is made of: freshly built, or a supernet path's own (no copy)."""
+
+    stem: nn.Module
+    blocks: list[nn.Module]
+    bn_z: nn.Module
+    bn_x: nn.Module
+    fusion: nn.Module
+    update: GradNetUpdate | None
+    heads: dict[str, nn.Module]
+
+    def named(self) -> dict[str, nn.Module]:
+        """The parts under their submodule names in the subnet, in its registration order."""
+        named = {"stem": self.stem, **{f"blocks.{i}": m for i, m in enumerate(self.blocks)},
+                 "bn_z": self.bn_z, "bn_x": self.bn_x, "fusion": self.fusion}
+        if self.update is not None:
+            named["update"] = self.update
+        named.update({f"heads.{name}": head for name, head in self.heads.items()})
+        return named
+
+
+def build_parts(space: SearchSpace, arch: Arch) -> SubnetParts:
+    """Fresh, randomly initialised modules for `arch`: only blocks up to its output position."""
+    spec = space.spec
+    bb = spec.backbone
+    active = {g for g, _, _ in space.active_block_genes(arch.output)}
+    blocks = [make_op(space.genes[slot.gene].options[arch.genotype[slot.gene]], slot.cin, slot.cout, slot.stride,
+                      bb.act, bb.se)
+              for slot in block_slots(space) if slot.gene in active]
+    channels, template_side, stride = output_geometry(space, arch.output, spec.template_size)
+    heads: dict[str, nn.Module] = {}
+    update = None
+    for h in spec.heads:
+        if h.type == "tower":
+            heads[h.name] = TowerHead.build(arch, h.name, spec.neck.channels)
+        elif h.type == "dimp":
+            options = arch.head_options(h.name)
+            heads[h.name] = DiMPHead.build(channels, options["feature_dim"], options["filter_size"],
+                                           options["num_iter"], stride)
+        else:
+            update = GradNetUpdate.build(arch, h.name)
+    return SubnetParts(stem=make_stem(spec), blocks=blocks, bn_z=nn.BatchNorm2d(channels),
+                       bn_x=nn.BatchNorm2d(channels),
+                       fusion=PixelwiseFusion(template_side * template_side, spec.neck.channels),
+                       update=update, heads=heads)
+
+
 class LightTrackSubnet(nn.Module):
     """backbone -> (BN_z | BN_x) -> pixel-wise fusion -> heads, for one architecture."""
 
-    def __init__(self, space: SearchSpace, arch: Arch):
+    def __init__(self, space: SearchSpace, arch: Arch, parts: SubnetParts | None = None):
+        """`parts` defaults to freshly built modules; a supernet passes its path's to run it as this subnet."""
         super().__init__()
         self.space, self.arch = space, arch
-        spec = space.spec
-        bb = spec.backbone
-        self.stem = make_stem(spec)
-        active = {g for g, _, _ in space.active_block_genes(arch.output)}
-        self.blocks = nn.Sequential(*[
-            make_op(space.genes[slot.gene].options[arch.genotype[slot.gene]], slot.cin, slot.cout, slot.stride,
-                    bb.act, bb.se)
-            for slot in block_slots(space) if slot.gene in active])
-        channels, template_side, self.stride = output_geometry(space, arch.output, spec.template_size)
-        self.bn_z = nn.BatchNorm2d(channels)
-        self.bn_x = nn.BatchNorm2d(channels)
-        self.fusion = PixelwiseFusion(template_side * template_side, spec.neck.channels)
-        heads: dict[str, nn.Module] = {}
-        self.update: GradNetUpdate | None = None
-        for h in spec.heads:
-            if h.type == "tower":
-                heads[h.name] = TowerHead.build(arch, h.name, spec.neck.channels)
-            elif h.type == "dimp":
-                options = arch.head_options(h.name)
-                heads[h.name] = DiMPHead.build(channels, options["feature_dim"], options["filter_size"],
-                                               options["num_iter"], self.stride)
-            else:
-                self.update = GradNetUpdate.build(arch, h.name)
-        self.heads = nn.ModuleDict(heads)
+        self.stride = output_geometry(space, arch.output, space.spec.template_size)[2]
+        parts = parts if parts is not None else build_parts(space, arch)
+        self.stem = parts.stem
+        self.blocks = nn.Sequential(*parts.blocks)
+        self.bn_z, self.bn_x, self.fusion = parts.bn_z, parts.bn_x, parts.fusion
+        self.update: GradNetUpdate | None = parts.update
+        self.heads = nn.ModuleDict(parts.heads)
         self.cls_is_logit = isinstance(self.heads["cls"], TowerHead)
         self.uses_template_box = any(isinstance(head, DiMPHead) for head in self.heads.values())
 
