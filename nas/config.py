@@ -15,12 +15,13 @@ supernet:
   pairs_per_epoch: 512
   batch_size: 16
   shards: 1                      # BatchNorm sees batch_size / shards samples; >= workers (see trainer)
+  optimizer: sgd                 # sgd (LightTrack, batch 256) | adamw (small batches; lr ~1e-3)
   lr: 0.03                       # warm-up from warmup_lr over warmup_epochs, log decay to end_lr
   warmup_epochs: 1
   warmup_lr: 0.01
   end_lr: 0.0001
-  momentum: 0.9
-  weight_decay: 0.0001
+  momentum: 0.9                  # sgd only
+  weight_decay: 0.0001           # sgd: L2 penalty; adamw: decoupled decay
   freeze_backbone_epochs: 0      # backbone frozen (BN in eval) for the first N epochs
   backbone_lr_mult: 1.0          # backbone lr factor (LightTrack: 0.1 with a pretrained backbone)
   path_sampler: uniform          # uniform | fair | sandwich
@@ -34,6 +35,9 @@ fitness:                         # how a candidate is scored (see nas/fitness/su
   max_sequences: null            # evaluate on the first N validation sequences (null: all)
   max_frames: null               # ... and their first M frames
   tracker_preset: default        # LightTrack tracker hyper-parameters (default | vot2019)
+  final_top_k: null              # re-score this many of the best (null: search.top_k) ...
+  final_bn_samples: 2            # ... on this many BN-recalibration samples ...
+  final_subsets: 2               # ... x validation subsets (blocks of max_sequences); the pick is the mean
 search:                          # see nas/search/state.py SearchSettings
   algorithm: evolution           # evolution | nsga2 | random
   population: 48
@@ -58,6 +62,9 @@ from nas.errors import ConfigError
 from nas.space.spec import Bounds, parse_quantity
 
 
+OPTIMIZERS = ("sgd", "adamw")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     root: str
@@ -72,6 +79,7 @@ class SupernetConfig:
     pairs_per_epoch: int = 512
     batch_size: int = 16
     shards: int = 1
+    optimizer: str = "sgd"
     lr: float = 0.03
     warmup_epochs: int = 1
     warmup_lr: float = 0.01
@@ -98,6 +106,9 @@ class FitnessConfig:
     max_frames: int | None = None
     tracker_preset: str = "default"
     val_split: str = "val"
+    final_top_k: int | None = None
+    final_bn_samples: int = 2
+    final_subsets: int = 2
 
 
 @dataclass(frozen=True)
@@ -223,10 +234,16 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
         raise fail("supernet.schedule", "expected a mapping like {schedule: uniform}")
     if values.get("backbone_checkpoint"):
         values["backbone_checkpoint"] = _resolve(base, str(values["backbone_checkpoint"]))
+    if values.get("optimizer", "sgd") not in OPTIMIZERS:
+        raise fail("supernet.optimizer", f"expected one of {', '.join(OPTIMIZERS)}, got {values['optimizer']!r}")
     supernet = SupernetConfig(**values)
     if supernet.batch_size > supernet.pairs_per_epoch:
         raise fail("supernet.batch_size", f"expected <= pairs_per_epoch ({supernet.pairs_per_epoch})")
     fitness = FitnessConfig(**typed_section(data, "fitness", FitnessConfig, fail))
+    for key in ("final_top_k", "final_bn_samples", "final_subsets"):
+        value = getattr(fitness, key)
+        if value is not None and value < 1:
+            raise fail(f"fitness.{key}", f"expected a positive integer, got {value!r}")
     search_values = typed_section(data, "search", SearchConfig, fail)
     bounds = search_values.get("bounds", {"preset": "default"})
     if not isinstance(bounds, dict) or set(bounds) - {"preset", "flops", "params"}:

@@ -120,7 +120,7 @@ def test_tiny_dimp_space_genes(dimp_space):
 def test_tiny_gradnet_space_genes(gradnet_space):
     update = next(h for h in gradnet_space.spec.heads if h.name == "update")
     assert isinstance(update, GradNetHeadSpec)
-    assert (update.weight, update.grad_scale) == (0.15, 1e4)  # defaults
+    assert (update.weight, update.grad_scale) == (0.15, None)  # defaults: GradNet weight, RMS-normalised gradient
     assert head_gene_labels(gradnet_space, "update") == {"heads.update.hidden": ("stem", "c16"),
                                                          "heads.update.kernel": ("1", "3"),
                                                          "heads.update.width": ("8", "16"),
@@ -518,3 +518,49 @@ def test_update_template_needs_a_gradnet_head(dimp_space, dimp_supernet):
     z, x = images(1, seed=41)
     with pytest.raises(ValueError, match="no gradnet update head"):
         subnet.update_template(subnet.template(z), x, torch.zeros(1, 8, 8))
+
+
+# -- Head mechanisms carry a measurable effect (margins, not allclose on near-zero tensors) ---------------
+
+def test_dimp_iterations_lower_the_discriminative_loss_and_change_the_scores(dimp_space, dimp_supernet):
+    net = dimp_supernet.eval()
+    z, x = images(2, seed=21)
+    arch = with_genes(dimp_space.sample(np.random.default_rng(22)), heads__cls__num_iter=0,
+                      heads__cls__filter_size=3)
+    head = net.path_modules(arch)["heads.cls"]
+    with torch.no_grad():
+        raw = net.extract(arch).features(z)
+        feat = head.norm(head.features(raw))[:, None]
+        xywh = torch.cat([BOX[:, :2], BOX[:, 2:] - BOX[:, :2]], dim=1)[:, None]
+        cells = xywh / head.initializer.feature_stride
+        cells = torch.cat([cells[..., :2] + 0.5, cells[..., 2:]], dim=-1)
+        _, _, losses = head.optimizer(head.initializer(feat, xywh), feat, cells, num_iter=2)
+        scores = {n: net.track(with_genes(arch, heads__cls__num_iter=n), x,
+                               net.template(with_genes(arch, heads__cls__num_iter=n), z, BOX))["cls"]
+                  for n in (0, 2)}
+    assert losses[-1] < 0.9 * losses[0], losses  # two Gauss-Newton steps cut the filter's loss by > 10 %
+    change = (scores[2] - scores[0]).norm() / scores[0].norm()
+    assert change > 0.05, f"the iterations barely change the scores (relative change {change:.3g})"
+
+
+def test_gradnet_update_moves_the_template_by_a_non_trivial_amount(gradnet_space, gradnet_supernet):
+    """With the gradient at unit RMS, U1 sees a real direction: the updated template differs from the
+    original by several percent, and a different gradient (other labels) gives a different update."""
+    net = gradnet_supernet.eval()
+    z, x = images(2, seed=23)
+    for hidden in ("stem", "c16"):
+        arch = with_genes(gradnet_space.sample(np.random.default_rng(24)), heads__update__hidden=hidden)
+        subnet = net.extract(arch).eval()
+        with torch.no_grad():
+            state = subnet.template(z)
+            side = subnet.track(x, state)["cls"].shape[-1]
+        centre, corner = torch.zeros(2, side, side), torch.zeros(2, side, side)
+        centre[:, side // 2, side // 2] = 1.0
+        corner[:, 0, 0] = 1.0
+        moved = subnet.update_template(state, x, centre)
+        other = subnet.update_template(state, x, corner)
+        hidden_change = (moved["hidden"] - state["hidden"]).norm() / state["hidden"].norm()
+        template_change = (moved["zf"] - state["zf0"]).norm() / state["zf0"].norm()
+        assert hidden_change > 0.05 and template_change > 0.01, (hidden, float(hidden_change), float(template_change))
+        differ = (moved["hidden"] - other["hidden"]).norm() / (moved["hidden"] - state["hidden"]).norm()
+        assert differ > 0.05, f"the update does not depend on the gradient ({hidden}: {float(differ):.3g})"

@@ -27,6 +27,7 @@ class Tracker(ABC):
     """initialize(frame, box) once per sequence, then track(frame) for every later frame."""
 
     name: str = "tracker"
+    reads_frames: bool = True  # False: the harness may pass None instead of decoding each frame
 
     @abstractmethod
     def initialize(self, frame: np.ndarray, box: np.ndarray) -> None:

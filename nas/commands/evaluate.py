@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from nas.data.datasets import DATASET_FORMATS, open_dataset
 from nas.fitness.harness import BACKENDS, METRICS_FILE, PLOT_FILE, run_tracker
 from nas.fitness.scoring import PROTOCOLS
+from trackers.identity import IdentityTracker
 from trackers.lighttrack.tracker import BASELINES, PRESETS, LightTrackSpec, preset
 
 
@@ -41,10 +43,16 @@ def run(args: argparse.Namespace) -> int:
     sequences = open_dataset(args.dataset, args.fmt, args.split)
     report = run_tracker(spec, sequences, args.results, workers=args.workers, backend=args.backend,
                          resume=args.resume, protocol=args.protocol, label=spec.name)
+    if report["scored"]:
+        # the do-nothing floor on the same frames, through the same harness and scoring
+        floor = run_tracker(IdentityTracker, sequences, Path(args.results) / "identity", backend="serial",
+                            resume=False, protocol=report["protocol"], progress=False, label="identity")
+        report["identity"] = {k: v for k, v in floor.items() if k not in ("per_sequence", "run")
+                              and not k.endswith("_curve")}
     if args.json:
         print(json.dumps(report))
     elif report["scored"]:
-        print(format_table(report))
+        print(format_table(report, extra_rows={"IDENTITY (floor)": report["identity"]}))
         print(f"metrics: {args.results}/{METRICS_FILE}  plot: {args.results}/{PLOT_FILE}")
     else:
         print(f"{len(sequences)} sequences tracked; only their first box is annotated, so they are not "

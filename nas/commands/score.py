@@ -31,14 +31,15 @@ def _cell(value: float | None, percent: bool) -> str:
     return f"{100 * value:.1f}" if percent else f"{value:.1f}"
 
 
-def format_table(report: dict) -> str:
-    """Per-sequence rows, then the overall row, aligned in fixed-width columns."""
+def format_table(report: dict, extra_rows: dict[str, dict] | None = None) -> str:
+    """Per-sequence rows, the overall row, then any `extra_rows` (e.g. the identity floor), aligned."""
     columns = _COLUMNS["got10k" if report["protocol"] == "got10k" else "one_pass"]
-    names = [*report["per_sequence"], "OVERALL"]
+    extra = extra_rows or {}
+    names = [*report["per_sequence"], "OVERALL", *extra]
     width = max(len(name) for name in names)
     lines = [f"{'sequence':<{width}}" + "".join(f"{title:>9}" for _, title, _ in columns)]
     for name in names:
-        row = report if name == "OVERALL" else report["per_sequence"][name]
+        row = report if name == "OVERALL" else extra[name] if name in extra else report["per_sequence"][name]
         lines.append(f"{name:<{width}}" + "".join(f"{_cell(row[key], pct):>9}" for key, _, pct in columns))
     return "\n".join(lines)
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 
 from nas.commands.train import add_run_arguments
@@ -32,10 +34,20 @@ def _search(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"expected --workers >= 0, got {args.workers}", key="--workers")
     summary = run_job(load_config(args.config), workers=args.workers, address=args.address, resume=args.resume)
-    print(f"best architecture {summary['arch_id']}: fitness {summary['fitness']:.4f}, "
-          f"{summary['flops'] / 1e6:.1f} MFLOPs, {summary['params'] / 1e6:.3f} M params "
-          f"({summary['evaluated']} candidates evaluated)")
+    print(f"best architecture {summary['arch_id']}: {summary['flops'] / 1e6:.1f} MFLOPs, "
+          f"{summary['params'] / 1e6:.3f} M params ({summary['evaluated']} candidates evaluated)")
     print(f"run directory {summary['run_dir']}; standalone export {summary['export']}")
+    identity = summary["references"]["identity"]["fitness"]
+    reference = summary["references"].get("reference_arch")
+    if summary["fitness"] <= identity:
+        print(f"warning: the best architecture ({summary['fitness']:.4f}) does not beat the identity tracker "
+              f"({identity:.4f}) on the same frames: the supernet has not learned enough to rank candidates",
+              file=sys.stderr)
+    ref_text = (f"; reference {reference['name']} {reference['fitness']:.4f} +- {reference['fitness_std']:.4f}"
+                if reference else "")
+    print(f"supernet cls loss {summary['supernet_cls']:.3f} (chance {math.log(2):.3f}); best fitness "
+          f"{summary['fitness']:.4f} +- {summary['fitness_std']:.4f} = {summary['fitness'] / max(identity, 1e-9):.2f}x "
+          f"identity {identity:.4f}{ref_text}")
     return 0
 
 

@@ -71,13 +71,14 @@ class PairSampler(Dataset):
 
     Defaults follow LightTrack: template 128, search 256, search jitter +-64 px shift and +-18%
     scale, template +-4 px and +-5%, per-channel colour gain jitter +-5%, frame gap uniform within
-    100 (`UniformInterval(100)`). Shifts are in output-crop pixels.
+    100 (`UniformInterval(100)`). Shifts are fractions of the output crop's side (LightTrack's 64 px
+    of 256 is 0.25), so a space with smaller inputs keeps the target inside its search crop.
     """
 
     def __init__(self, sequences: SequenceABC[Sequence], *, template_size: int = 128, search_size: int = 256,
                  strides: SequenceABC[int] = (16,), interval: IntervalStrategy | None = None,
                  length: int | None = None, seed: int = 0, context_amount: float = 0.5,
-                 search_shift: float = 64.0, search_scale: float = 0.18, template_shift: float = 4.0,
+                 search_shift: float = 0.25, search_scale: float = 0.18, template_shift: float = 1 / 32,
                  template_scale: float = 0.05, color_jitter: float = 0.05):
         if not 0 < template_size <= search_size:
             raise ConfigError(f"need 0 < template_size <= search_size, got {template_size}, {search_size}",
@@ -136,13 +137,13 @@ class PairSampler(Dataset):
 
         Crop side = context_size(w, h) * out_size / template_size, so the target has the same
         nominal size in template and search crops; the jitter scales the side and moves the target
-        off the crop centre by up to `shift` output pixels.
+        off the crop centre by up to `shift * out_size` output pixels.
         """
         x, y, w, h = (float(v) for v in seq.boxes[t])
         shift, scale = self.jitter[kind]
         side = context_size(w, h, self.context_amount) * out_size / self.template_size
         side *= rng.uniform(1.0 - scale, 1.0 + scale)
-        offset = rng.uniform(-shift, shift, 2)  # target centre minus crop centre, output pixels
+        offset = rng.uniform(-shift, shift, 2) * out_size  # target centre minus crop centre, output pixels
         k = out_size / side
         cx, cy = x + w / 2 - offset[0] / k, y + h / 2 - offset[1] / k
         crop = crop_square(seq.frame(t), (cx, cy), side, out_size).astype(np.float32)

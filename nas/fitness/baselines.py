@@ -60,6 +60,7 @@ from trackers.gradnet.model import ALEXNET_CHANNELS, GradNetConfig
 from trackers.gradnet.spec import GradNetSpec
 from trackers.gradnet.tracker import GradNetTracker, GradNetTrackerConfig
 from trackers.gradnet.training import train_gradnet
+from trackers.identity import IdentityTracker
 from trackers.lighttrack.tracker import LightTrackSpec, LightTrackTracker
 from trackers.metartt.meta import EpisodeConfig
 from trackers.metartt.model import MetaRTTConfig, RTMDNetConfig, generate, scene_rois
@@ -259,6 +260,7 @@ def baseline_specs(config: BaselineConfig, checkpoints: dict[str, Path | None], 
                               for name in ("siamfc-gradnet", "metartt", "dimp"))
     trained = lambda path: "random init" if path is None else f"trained: {path}"  # noqa: E731
     specs: dict[str, TrackerFactory] = {
+        "identity": IdentityTracker,
         "lighttrack-mobile": LightTrackSpec("lighttrack-mobile", seed=config.seed),
         "siamfc-gradnet": GradNetSpec(gradnet, config.gradnet_tracker(), config.gradnet_net(), seed=config.seed),
         "metartt": MetaRTTSpec(metartt, config.metartt_tracker(), False, config.metartt_net(), seed=config.seed),
@@ -266,7 +268,8 @@ def baseline_specs(config: BaselineConfig, checkpoints: dict[str, Path | None], 
                                       seed=config.seed, name="metartt-pruned"),
         "dimp": DiMPSpec(dimp, config.dimp_tracker(), config.dimp_train().net, seed=config.seed),
     }
-    notes = {"lighttrack-mobile": "random init (no trained weights)" + ("" if subnet else "; stands in for the subnet"),
+    notes = {"identity": "the first box on every frame (the do-nothing floor)",
+             "lighttrack-mobile": "random init (no trained weights)" + ("" if subnet else "; stands in for the subnet"),
              "siamfc-gradnet": trained(gradnet), "metartt": trained(metartt), "metartt-pruned": trained(metartt),
              "dimp": trained(dimp)}
     if subnet:
@@ -352,6 +355,8 @@ def frame_cost(factory: TrackerFactory, seq: Sequence) -> dict[str, int]:
     `seq`'s first frame, since their per-frame network can depend on it (MetaRTT's pruning), and
     counted by fvcore on its second.
     """
+    if factory is IdentityTracker:
+        return {"params": 0, "flops": 0}
     if isinstance(factory, LightTrackSpec):
         if isinstance(factory.target, str) and Path(factory.target).is_dir():
             from nas.export import load_export

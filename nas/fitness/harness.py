@@ -64,7 +64,7 @@ def run_sequence(tracker: Tracker, seq: Sequence) -> tuple[np.ndarray, np.ndarra
     boxes = np.empty((n, 4), dtype=np.float64)
     times = np.empty(n, dtype=np.float64)
     for i in range(n):
-        frame = seq.frame(i)
+        frame = seq.frame(i) if tracker.reads_frames else None
         start = time.perf_counter()
         if i == 0:
             tracker.initialize(frame, seq.boxes[0])

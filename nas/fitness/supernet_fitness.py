@@ -9,6 +9,13 @@ one-pass success AUC) are also available.
 `FitnessSpec` is a small picklable recipe; calling it builds a `SupernetFitness` that keeps the
 supernet, the validation frames and the BN batches resident, so a Ray actor pays for them once and
 then evaluates many candidates.
+
+A *trial* varies the two sources of noise of one evaluation: `bn_sample` picks another set of BN
+recalibration pairs, `subset` another block of `max_sequences` validation sequences (subset k holds
+sequences k*N .. k*N+N-1, wrapping around the split; with every sequence in use, all subsets are
+the split). Trial (0, 0) is what the search ranks by; the final top-k is re-scored over a grid of
+trials to give each fitness a mean and a standard deviation. `identity_scores` scores the
+do-nothing tracker on exactly the frames of a subset, so every fitness has its floor beside it.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import torch
 
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
+from nas.data.sequence import Sequence
 from nas.cost.latency import measure_latency
 from nas.errors import ConfigError
 from nas.fitness import metrics
@@ -28,6 +36,8 @@ from nas.io import torch_load
 from nas.space import Arch, load_space
 from nas.supernet import Supernet, recalibrate_bn
 from trackers.lighttrack.geometry import output_strides
+from trackers.base import Tracker
+from trackers.identity import IdentityTracker
 from trackers.lighttrack.tracker import LightTrackTracker, preset
 
 FITNESS_METRICS = ("ao_sr50", "ao", "auc")
@@ -79,58 +89,91 @@ class SupernetFitness:
                               f"expected {self.space.hash}", source=spec.checkpoint)
         self.supernet.load_state_dict(state["model"])
         self.supernet.to(self.device).eval()
-        val = open_dataset(spec.data_root, spec.data_format, spec.val_split)
-        self.sequences = [seq.head(spec.max_frames) if spec.max_frames else seq
-                          for seq in val[: spec.max_sequences or None]]
-        self.pairs = PairSampler(open_dataset(spec.data_root, spec.data_format, spec.train_split),
-                                 template_size=self.space.spec.template_size,
-                                 search_size=self.space.spec.search_size, strides=output_strides(self.space),
-                                 length=spec.bn_batches * spec.bn_batch_size, seed=spec.seed)
-        self._bn_cache = self._bn_batches() if len(self.pairs) <= BN_CACHE_LIMIT else None
+        self._val = open_dataset(spec.data_root, spec.data_format, spec.val_split)
+        self._subsets: dict[int, list[Sequence]] = {}
+        self.sequences = self.subset(0)
+        self._train = open_dataset(spec.data_root, spec.data_format, spec.train_split)
+        self._bn_cache: dict[int, list[dict]] = {}
         from nas.cost.table import cost_table
 
         self.table = cost_table(self.space)
 
-    def _bn_batches(self) -> list[dict]:
+    def _bn_batches(self, sample: int) -> list[dict]:
+        """BN recalibration batch set `sample` (set 0 is the search's; others draw other training pairs)."""
+        if sample in self._bn_cache:
+            return self._bn_cache[sample]
         size = self.spec.bn_batch_size
+        pairs = PairSampler(self._train, template_size=self.space.spec.template_size,
+                            search_size=self.space.spec.search_size, strides=output_strides(self.space),
+                            length=self.spec.bn_batches * size, seed=self.spec.seed + sample)
         batches = []
         for b in range(self.spec.bn_batches):
-            batch = collate([self.pairs[i] for i in range(b * size, (b + 1) * size)])
+            batch = collate([pairs[i] for i in range(b * size, (b + 1) * size)])
             batches.append({"z": batch["template"].to(self.device), "x": batch["search"].to(self.device),
                             "z_box": batch["template_box"].to(self.device),
                             "cls": {s: labels["cls"].to(self.device) for s, labels in batch["labels"].items()}})
+        if len(pairs) <= BN_CACHE_LIMIT:
+            self._bn_cache[sample] = batches
         return batches
 
-    def recalibrated_subnet(self, arch: Arch):
+    def recalibrated_subnet(self, arch: Arch, bn_sample: int = 0):
         """The standalone subnet of `arch` with inherited weights and its BN re-estimated (eval mode)."""
         subnet = self.supernet.extract(arch)
-        batches = self._bn_cache if self._bn_cache is not None else self._bn_batches()
+        batches = self._bn_batches(bn_sample)
         # the training forward: DiMP learns from the template box, a gradnet update runs (so U1's BN is re-estimated)
         recalibrate_bn(subnet, [lambda b=b: subnet(b["z"], b["x"], b["z_box"], b["cls"][subnet.stride])
                                 for b in batches], self.spec.bn_batches)
         return subnet.eval()
 
-    def evaluate(self, genotype: list[int] | tuple[int, ...]) -> dict:
+    def evaluate(self, genotype: list[int] | tuple[int, ...], bn_sample: int = 0, subset: int = 0) -> dict:
         started = time.monotonic()
         arch = Arch(self.space, tuple(int(g) for g in genotype))
-        subnet = self.recalibrated_subnet(arch)
+        subnet = self.recalibrated_subnet(arch, bn_sample)
         tracker = LightTrackTracker(subnet, preset(self.spec.tracker_preset), str(self.device))
-        ious, curves, frames, tracking_seconds = [], [], 0, 0.0
-        for seq in self.sequences:
-            boxes, times = run_sequence(tracker, seq)
-            ious.append(metrics.got10k_frame_ious(boxes, seq.boxes, seq.cover, bound=seq.image_size()))
-            curves.append(metrics.one_pass_curves(boxes, seq.boxes, seq.visible))
-            frames += len(seq)
-            tracking_seconds += float(np.sum(times))
-        overlap = metrics.overlap_summary(np.concatenate(ious))
-        auc = metrics.summarize_curves(metrics.mean_curves(curves))["auc"]
-        scores = {"ao_sr50": (overlap["ao"] + overlap["sr50"]) / 2, "ao": overlap["ao"], "auc": auc}
-        result = {"fitness": float(scores[self.spec.metric]), "ao": overlap["ao"], "sr50": overlap["sr50"],
-                  "sr75": overlap["sr75"], "auc": auc, "flops": self.table.flops(arch),
-                  "params": self.table.params(arch), "fps": frames / tracking_seconds if tracking_seconds else None}
+        result = {**score_tracker(tracker, self.subset(subset), self.spec.metric), "flops": self.table.flops(arch),
+                  "params": self.table.params(arch)}
         if self.spec.latency_runs:
             result["latency_ms"] = measure_latency(subnet, self.space.spec.template_size, self.space.spec.search_size,
                                                    runs=self.spec.latency_runs, warmup=2,
                                                    threads=self.spec.threads)["latency_ms"]
         result["seconds"] = round(time.monotonic() - started, 3)
         return result
+
+    def subset(self, index: int) -> list[Sequence]:
+        if index not in self._subsets:
+            self._subsets[index] = validation_subset(self._val, self.spec, index)
+        return self._subsets[index]
+
+
+def validation_subset(val: list[Sequence], spec: FitnessSpec, index: int) -> list[Sequence]:
+    """Subset `index` of the validation split: the `index`-th block of `max_sequences` sequences
+    (wrapping around), each cut to `max_frames`; the whole split when `max_sequences` covers it."""
+    n = spec.max_sequences or len(val)
+    if n >= len(val):
+        chosen = list(val)
+    else:
+        chosen = [val[(index * n + i) % len(val)] for i in range(n)]
+    return [seq.head(spec.max_frames) if spec.max_frames else seq for seq in chosen]
+
+
+def score_tracker(tracker: Tracker, sequences: list[Sequence], metric: str = "ao_sr50") -> dict:
+    """Track `sequences` and score them the way the fitness does: GOT-10k AO/SR (IoU bounded by the
+    image, frames with the target covered), OTB one-pass AUC, and `fitness` = the chosen `metric`."""
+    ious, curves, frames, tracking_seconds = [], [], 0, 0.0
+    for seq in sequences:
+        boxes, times = run_sequence(tracker, seq)
+        ious.append(metrics.got10k_frame_ious(boxes, seq.boxes, seq.cover, bound=seq.image_size()))
+        curves.append(metrics.one_pass_curves(boxes, seq.boxes, seq.visible))
+        frames += len(seq)
+        tracking_seconds += float(np.sum(times))
+    overlap = metrics.overlap_summary(np.concatenate(ious))
+    auc = metrics.summarize_curves(metrics.mean_curves(curves))["auc"]
+    scores = {"ao_sr50": (overlap["ao"] + overlap["sr50"]) / 2, "ao": overlap["ao"], "auc": auc}
+    return {"fitness": float(scores[metric]), "ao": overlap["ao"], "sr50": overlap["sr50"], "sr75": overlap["sr75"],
+            "auc": auc, "fps": frames / tracking_seconds if tracking_seconds else None}
+
+
+def identity_scores(spec: FitnessSpec, subsets: int = 1) -> list[dict]:
+    """The identity tracker's scores on validation subsets 0 .. subsets-1 (no model is loaded)."""
+    val = open_dataset(spec.data_root, spec.data_format, spec.val_split)
+    return [score_tracker(IdentityTracker(), validation_subset(val, spec, k), spec.metric) for k in range(subsets)]

@@ -7,7 +7,9 @@ once per worker and reused for every candidate. Only plain genotypes and plain d
 boundaries, never DEAP individuals.
 
 An `Evaluator` takes a batch of genotypes and yields one `EvalOutcome` per genotype as evaluations
-complete (in any order). A failed attempt (an exception, or a worker process that died) is retried
+complete (in any order). An optional `trial` (a small dict of keyword arguments, e.g. `{"bn_sample": 1,
+"subset": 1}`) is passed on to `evaluate(genotype, **trial)`: the re-evaluation of the final top-k
+uses it to score the same candidates on another BN sample and validation subset. A failed attempt (an exception, or a worker process that died) is retried
 with a freshly built fitness, up to `max_retries` times; a candidate that fails every attempt is
 yielded as failed (fitness -inf, with the error text), never dropped.
 """
@@ -39,14 +41,14 @@ class EvalOutcome:
 
 
 class Evaluator(Protocol):
-    def evaluate(self, genotypes: Sequence[Genotype]) -> Iterator[EvalOutcome]: ...
+    def evaluate(self, genotypes: Sequence[Genotype], trial: dict | None = None) -> Iterator[EvalOutcome]: ...
 
     def close(self) -> None: ...
 
 
-def score(fitness: Any, genotype: Genotype) -> tuple[float, dict[str, float]]:
+def score(fitness: Any, genotype: Genotype, trial: dict | None = None) -> tuple[float, dict[str, float]]:
     """Run one evaluation and validate its result, so a bad result counts as a failed attempt."""
-    result = fitness.evaluate(list(genotype))
+    result = fitness.evaluate(list(genotype), **(trial or {}))
     if not isinstance(result, dict) or "fitness" not in result:
         raise ValueError(f"fitness.evaluate must return a dict with a 'fitness' key, got {result!r}")
     value = float(result["fitness"])
@@ -68,14 +70,14 @@ class LocalEvaluator:
         self.factory, self.max_retries = fitness_factory, max_retries
         self._fitness: Any = None
 
-    def evaluate(self, genotypes: Sequence[Genotype]) -> Iterator[EvalOutcome]:
+    def evaluate(self, genotypes: Sequence[Genotype], trial: dict | None = None) -> Iterator[EvalOutcome]:
         for genotype in genotypes:
             genotype = tuple(genotype)
             for attempt in range(1, self.max_retries + 2):
                 try:
                     if self._fitness is None:
                         self._fitness = self.factory()
-                    value, metrics = score(self._fitness, genotype)
+                    value, metrics = score(self._fitness, genotype, trial)
                 except Exception as exc:  # noqa: BLE001  (any failure is recorded, the search goes on)
                     self._fitness = None  # the next attempt starts from a fresh fitness
                     error = error_text(exc)
@@ -95,8 +97,8 @@ class _FitnessActor:
     def __init__(self, factory: FitnessFactory):
         self.fitness = factory()
 
-    def evaluate(self, genotype: list[int]) -> tuple[float, dict[str, float]]:
-        return score(self.fitness, tuple(genotype))
+    def evaluate(self, genotype: list[int], trial: dict | None = None) -> tuple[float, dict[str, float]]:
+        return score(self.fitness, tuple(genotype), trial)
 
 
 class RayPoolEvaluator:
@@ -132,7 +134,7 @@ class RayPoolEvaluator:
         self.actors[slot] = self._new_actor()
         self.restarts += 1
 
-    def evaluate(self, genotypes: Sequence[Genotype]) -> Iterator[EvalOutcome]:
+    def evaluate(self, genotypes: Sequence[Genotype], trial: dict | None = None) -> Iterator[EvalOutcome]:
         import ray
 
         queue: deque[tuple[Genotype, int]] = deque((tuple(g), 1) for g in genotypes)
@@ -142,7 +144,7 @@ class RayPoolEvaluator:
             while queue and idle:
                 slot = idle.pop(0)
                 genotype, attempt = queue.popleft()
-                in_flight[self.actors[slot].evaluate.remote(list(genotype))] = (slot, genotype, attempt)
+                in_flight[self.actors[slot].evaluate.remote(list(genotype), trial)] = (slot, genotype, attempt)
             (ref,), _ = ray.wait(list(in_flight), num_returns=1)
             slot, genotype, attempt = in_flight.pop(ref)
             idle.append(slot)

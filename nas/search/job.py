@@ -7,7 +7,9 @@ rewritten from the search result. Everything lands in the run directory:
     runs/<name>/config.json          the resolved configuration
     runs/<name>/supernet/            last.pt, history.json
     runs/<name>/search/state.json    resumable search state
-    runs/<name>/best.json            best architecture (space hash, choices, FLOPs, params, fitness,
+    runs/<name>/search/final.json    the top-k re-scored over BN samples x validation subsets
+    runs/<name>/best.json            best architecture (space hash, choices, FLOPs, params, fitness
+                                     mean +- std, the identity and reference-architecture floors,
                                      seed, supernet checkpoint hash)
     runs/<name>/pareto.json          Pareto front over the configured objectives
     runs/<name>/generations.csv, logbook.json, search.png
@@ -22,13 +24,14 @@ from pathlib import Path
 from nas.config import RunConfig
 from nas.errors import ConfigError
 from nas.export import arch_json_from_run, write_export
-from nas.fitness.supernet_fitness import FitnessSpec, SupernetFitness
+from nas.fitness.supernet_fitness import FitnessSpec, SupernetFitness, identity_scores
 from nas.io import atomic_write_json, torch_load
 from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, run_search
+from nas.search.final import Trials, final_ranking
 from nas.search.report import write_reports
 from nas.space import Bounds, SearchSpace, load_space
-from nas.space.arch import arch_from_json
-from nas.train.supernet_trainer import CHECKPOINT, ensure_data, launch, supernet_dir
+from nas.space.arch import arch_from_json, reference_arch
+from nas.train.supernet_trainer import CHECKPOINT, HISTORY, ensure_data, launch, supernet_dir
 
 
 LATENCY_RUNS = 20  # timed search-branch runs per candidate when latency is an objective
@@ -88,29 +91,39 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
     run_dir = _check_run_dir(cfg, resume)
     ensure_data(cfg)
     if not supernet_finished(cfg):
-        print(f"[1/3] training the supernet ({cfg.supernet.epochs} epochs)", flush=True)
+        print(f"[1/4] training the supernet ({cfg.supernet.epochs} epochs)", flush=True)
         launch(cfg, workers=workers, address=address, resume=True)
     else:
-        print("[1/3] supernet already trained", flush=True)
-    print(f"[2/3] searching: {settings.algorithm}, {settings.generations} generations, "
+        print("[1/4] supernet already trained", flush=True)
+    print(f"[2/4] searching: {settings.algorithm}, {settings.generations} generations, "
           f"{'in-process' if workers == 0 else f'{workers} Ray workers'}", flush=True)
     spec = fitness_spec(cfg, threads=None if workers == 0 else 1)
     evaluator = LocalEvaluator(spec) if workers == 0 else RayPoolEvaluator(
         spec, workers, address, num_cpus=None if address else workers)
     try:
         result = run_search(space, settings, evaluator, run_dir / "search" / "state.json", resume=resume)
+        if result.best is None:
+            raise ConfigError("every candidate failed to evaluate; see the errors in search/state.json",
+                              source=str(run_dir))
+        trials = Trials(cfg.fitness.final_bn_samples, cfg.fitness.final_subsets)
+        top_k = cfg.fitness.final_top_k or settings.top_k
+        print(f"[3/4] re-scoring the top {top_k} and the references on {len(trials.grid())} trials "
+              f"({trials.bn_samples} BN samples x {trials.subsets} validation subsets)", flush=True)
+        final = final_ranking(evaluator, space, result, top_k=top_k, trials=trials,
+                              identity=identity_scores(spec, trials.subsets), reference=reference_arch(space),
+                              path=run_dir / "search" / "final.json")
     finally:
         evaluator.close()
-    if result.best is None:
-        raise ConfigError("every candidate failed to evaluate; see the errors in search/state.json",
-                          source=str(run_dir))
     checkpoint = supernet_dir(cfg) / CHECKPOINT
-    write_reports(run_dir, space, settings, result, checkpoint, cfg.seed)
-    print("[3/3] exporting the best architecture", flush=True)
+    write_reports(run_dir, space, settings, result, checkpoint, cfg.seed, final)
+    print("[4/4] exporting the best architecture", flush=True)
     export = export_run(cfg, None)
     best = json.loads((run_dir / "best.json").read_text())
+    history = json.loads((supernet_dir(cfg) / HISTORY).read_text())
     return {"run_dir": str(run_dir), "export": str(export), "arch_id": best["arch_id"], "fitness": best["fitness"],
-            "flops": best["cost"]["flops"], "params": best["cost"]["params"], "evaluated": len(result.evaluated)}
+            "fitness_std": best["fitness_std"], "references": best["references"],
+            "flops": best["cost"]["flops"], "params": best["cost"]["params"], "evaluated": len(result.evaluated),
+            "supernet_cls": history[-1]["cls"]}
 
 
 def export_run(cfg: RunConfig, arch_id: str | None, *, onnx: bool = False, out_dir: Path | None = None) -> Path:

@@ -1,6 +1,11 @@
 """What a finished search leaves in its run directory: best.json, pareto.json, the per-generation
-log (CSV + JSON) and two plots (fitness per generation; accuracy vs FLOPs with the Pareto front).
-All files are written atomically."""
+log (CSV + JSON) and two plots (fitness per generation with the identity and reference-architecture
+floors; accuracy vs FLOPs with the Pareto front). All files are written atomically.
+
+With a final re-scoring (`nas.search.final`), best.json is the pick by mean fitness over the trials:
+`fitness` is that mean, `fitness_std` its spread, `fitness_search` the value the search ranked by,
+`trials` the per-trial scores, and `references` the identity tracker and the reference architecture
+scored on exactly the same trials. `metrics` stay those of the search's own evaluation."""
 from __future__ import annotations
 
 import csv
@@ -35,13 +40,28 @@ def candidate_json(space: SearchSpace, candidate: Candidate, provenance: dict) -
                         metrics=dict(candidate.metrics), provenance=provenance)
 
 
+def _final_best(space: SearchSpace, result: SearchResult, final: dict, provenance: dict) -> dict:
+    pick = next(c for c in final["candidates"] if c["genotype"] == final["best_genotype"])
+    candidate = Candidate.of(pick["arch_id"], result.evaluated[pick["arch_id"]])
+    body = candidate_json(space, candidate, provenance)
+    ref = final["reference_arch"]
+    references = {"identity": {k: final["identity"][k] for k in ("fitness", "fitness_std", "fitness_search")}}
+    if ref is not None:
+        references["reference_arch"] = {k: ref[k] for k in ("name", "arch_id", "fitness", "fitness_std",
+                                                             "fitness_search")}
+    body.update(fitness=pick["fitness"], fitness_std=pick["fitness_std"], fitness_search=pick["fitness_search"],
+                trials=pick["trials"], references=references)
+    return body
+
+
 def write_reports(run_dir: Path, space: SearchSpace, settings: SearchSettings, result: SearchResult,
-                  checkpoint: Path, seed: int) -> dict:
+                  checkpoint: Path, seed: int, final: dict | None = None) -> dict:
     """Write every report file; returns the provenance stamped on the architectures."""
     provenance = {"tool": f"tracknas {__version__}", "seed": seed, "space_hash": space.hash,
                   "supernet_checkpoint": str(checkpoint), "supernet_sha256": file_sha256(checkpoint),
                   "search": settings.to_json()}
-    atomic_write_json(run_dir / "best.json", candidate_json(space, result.best, provenance))
+    best = _final_best(space, result, final, provenance) if final else candidate_json(space, result.best, provenance)
+    atomic_write_json(run_dir / "best.json", best)
     atomic_write_json(run_dir / "pareto.json", {"objectives": list(settings.objectives),
                                                 "front": [candidate_json(space, c, provenance) for c in result.pareto]})
     atomic_write_json(run_dir / "logbook.json", result.logbook)
@@ -50,11 +70,16 @@ def write_reports(run_dir: Path, space: SearchSpace, settings: SearchSettings, r
     writer.writeheader()
     writer.writerows(result.logbook)
     atomic_write_text(run_dir / "generations.csv", buffer.getvalue())
-    _plot(run_dir, result)
+    floors = {}
+    if final:
+        floors["identity"] = final["identity"]["fitness_search"]
+        if final["reference_arch"]:
+            floors[f"reference ({final['reference_arch']['name']})"] = final["reference_arch"]["fitness_search"]
+    _plot(run_dir, result, floors)
     return provenance
 
 
-def _plot(run_dir: Path, result: SearchResult) -> None:
+def _plot(run_dir: Path, result: SearchResult, floors: dict[str, float]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,7 +89,9 @@ def _plot(run_dir: Path, result: SearchResult) -> None:
     gens = [row["gen"] for row in result.logbook]
     for key in ("best", "mean", "median", "best_so_far"):
         left.plot(gens, [row[key] if row[key] is not None else np.nan for row in result.logbook], marker="o", label=key)
-    left.set(xlabel="generation", ylabel="fitness", title="fitness per generation")
+    for (label, value), style in zip(floors.items(), ("k--", "m:")):
+        left.axhline(value, color=style[0], linestyle=style[1:], label=f"{label} {value:.3f}")
+    left.set(xlabel="generation", ylabel="fitness", title="fitness per generation (floors: same frames)")
     left.legend()
     done = [c for c in result.evaluated.values() if c.get("fitness") is not None and np.isfinite(c["fitness"])]
     right.scatter([c["metrics"]["flops"] / 1e6 for c in done], [c["fitness"] for c in done], s=12, alpha=0.5,

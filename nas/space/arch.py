@@ -6,7 +6,8 @@
              "heads.cls.channels": "256", "heads.cls.0": "sep_k5", …},
  "cost": {"params": …, "flops": …, "template_flops": …}, "provenance": {…}, "fitness": …}
 ```
-`choices` alone defines the architecture; `cost`, `provenance`, `fitness` and `metrics` are
+`choices` alone defines the architecture; `cost`, `provenance`, `fitness` (with `fitness_std`,
+`fitness_search`, `trials` and the `references` floors of a search's pick) and `metrics` are
 informational and carried through untouched. A JSON made for another space (name or hash differs)
 is rejected, so an architecture can never be silently rebuilt in a changed space.
 """
@@ -18,10 +19,11 @@ from typing import Any
 
 from nas.errors import ArchError
 from nas.io import atomic_write_json
+from nas.space.lighttrack_codec import from_lighttrack_string
 from nas.space.space import Arch, SearchSpace
 
 SCHEMA = "tracknas.arch/v1"
-_INFO_KEYS = ("cost", "provenance", "fitness", "metrics")
+_INFO_KEYS = ("cost", "provenance", "fitness", "fitness_std", "fitness_search", "trials", "references", "metrics")
 _KEYS = {"schema", "space", "space_hash", "arch_id", "choices", *_INFO_KEYS}
 
 
@@ -97,3 +99,15 @@ def load_arch(path: str | Path, space: SearchSpace | None = None) -> Arch:
 
 def save_arch(path: str | Path, arch: Arch, **info: Any) -> Path:
     return atomic_write_json(path, arch_to_json(arch, **info))
+
+
+def reference_arch(space: SearchSpace) -> tuple[str, Arch] | None:
+    """The space's reference architecture (its DSL `reference`) and its name, or None without one."""
+    ref = space.spec.reference
+    if ref is None:
+        return None
+    source = f"{space.spec.source}: reference"
+    if ref.lighttrack is not None:
+        return ref.name, from_lighttrack_string(space, ref.lighttrack, source=source)
+    obj = {"schema": SCHEMA, "space": space.name, "space_hash": space.hash, "choices": dict(ref.choices)}
+    return ref.name, arch_from_json(obj, space, source=source)

@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from nas.errors import SpecError
+from nas.space.arch import reference_arch
 from nas.space.space import SearchSpace
 from nas.space.spec import load_spec_file
 
@@ -35,7 +36,9 @@ def resolve_space_file(name_or_path: str | Path) -> Path:
 
 @lru_cache(maxsize=32)
 def _load(path: Path, mtime_ns: int) -> SearchSpace:
-    return SearchSpace(load_spec_file(path))
+    space = SearchSpace(load_spec_file(path))
+    reference_arch(space)  # a reference that is not an architecture of the space fails here, up front
+    return space
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:

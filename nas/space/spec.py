@@ -122,7 +122,11 @@ class GradNetHeadSpec:
 
     Searchable: the hidden-template point (`stem` or a stage before every output stage), the U1
     kernel and width, and the update interval in frames; `weight` mixes the updated template into
-    the original one and `grad_scale` multiplies the gradient before U1 (GradNet: 0.15 and 1e4).
+    the original one. `grad_scale` sets what U1 sees: `rms` (default, None here) divides each
+    template's gradient by its root mean square, so U1 gets a unit-scale direction whatever the
+    path's depth and logit scale; a number multiplies it as GradNet does (its 1e4 suits its own
+    loss scale: on a LightTrack path that product is ~1e-5, U1's BN erases it and the update no
+    longer depends on the gradient).
     """
 
     name: str
@@ -132,10 +136,20 @@ class GradNetHeadSpec:
     width: tuple[int, ...]
     interval: tuple[int, ...]
     weight: float
-    grad_scale: float
+    grad_scale: float | None
 
 
 AnyHeadSpec = HeadSpec | DiMPHeadSpec | GradNetHeadSpec
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """The space's reference architecture, scored beside every search as a floor: a LightTrack path
+    string or one option per gene (resolved against the genes by `nas.space.arch.reference_arch`)."""
+
+    name: str
+    lighttrack: str | None = None
+    choices: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,13 +163,15 @@ class SpaceSpec:
     heads: tuple[AnyHeadSpec, ...]
     constraints: dict[str, Bounds]
     source: str
+    reference: ReferenceSpec | None = None
 
     @property
     def hash(self) -> str:
-        """Content hash of the normalised spec: comments, ordering of keys and file name don't count."""
+        """Content hash of the normalised spec: comments, ordering of keys, the file name and the
+        informational keys (description, reference) don't count."""
         body = asdict(self)
-        body.pop("source")
-        body.pop("description")
+        for key in ("source", "description", "reference"):
+            body.pop(key)
         text = json.dumps(body, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -240,7 +256,7 @@ def load_spec_file(path: str | Path) -> SpaceSpec:
 def parse_spec(data: Any, *, source: str) -> SpaceSpec:
     r = _Reader(source)
     top = r.mapping(data, "", {"name", "description", "version", "input", "backbone", "neck", "heads",
-                               "constraints"}, {"name", "input", "backbone", "neck", "heads"})
+                               "constraints", "reference"}, {"name", "input", "backbone", "neck", "heads"})
     version = top.get("version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise r.fail("version", f"expected DSL version {SCHEMA_VERSION}, got {version!r}")
@@ -256,9 +272,10 @@ def parse_spec(data: Any, *, source: str) -> SpaceSpec:
     neck = _parse_neck(r, top["neck"])
     heads = _parse_heads(r, top["heads"])
     constraints = _parse_constraints(r, top.get("constraints", {}))
+    reference = _parse_reference(r, top["reference"]) if "reference" in top else None
     spec = SpaceSpec(name=name, description=str(top.get("description", "")).strip(),
                      template_size=template_size, search_size=search_size, backbone=backbone, neck=neck,
-                     heads=heads, constraints=constraints, source=source)
+                     heads=heads, constraints=constraints, source=source, reference=reference)
     _check_geometry(r, spec)
     return spec
 
@@ -422,9 +439,9 @@ def _parse_gradnet(r: _Reader, name: str, h: dict, key: str) -> GradNetHeadSpec:
     weight = r.number(h, key, "weight", 0.15)
     if not 0.0 < weight <= 1.0:
         raise r.fail(f"{key}.weight", f"expected a number in (0, 1], got {weight}")
-    grad_scale = r.number(h, key, "grad_scale", 1e4)
-    if grad_scale <= 0:
-        raise r.fail(f"{key}.grad_scale", f"expected a positive number, got {grad_scale}")
+    grad_scale = None if h.get("grad_scale", "rms") == "rms" else r.number(h, key, "grad_scale", 0.0)
+    if grad_scale is not None and not grad_scale > 0:
+        raise r.fail(f"{key}.grad_scale", f"expected 'rms' or a positive number, got {grad_scale}")
     return GradNetHeadSpec(name=name, type="gradnet", hidden=tuple(hidden),
                            kernel=_int_choices(r, h, key, "kernel", odd=True),
                            width=_int_choices(r, h, key, "width"), interval=_int_choices(r, h, key, "interval"),
@@ -443,6 +460,19 @@ def _parse_constraints(r: _Reader, node: Any) -> dict[str, Bounds]:
             params=parse_quantity(b["params"], source=r.source, key=f"{key}.params") if "params" in b else None,
             latency_ms=r.number(b, key, "latency_ms", 0.0) if "latency_ms" in b else None)
     return presets
+
+
+def _parse_reference(r: _Reader, node: Any) -> ReferenceSpec:
+    ref = r.mapping(node, "reference", {"name", "lighttrack", "choices"}, {"name"})
+    name = r.text(ref, "reference", "name")
+    if ("lighttrack" in ref) == ("choices" in ref):
+        raise r.fail("reference", "expected exactly one of lighttrack (a path string) or choices (gene -> option)")
+    if "lighttrack" in ref:
+        return ReferenceSpec(name, lighttrack=r.text(ref, "reference", "lighttrack"))
+    choices = ref["choices"]
+    if not isinstance(choices, dict) or not choices:
+        raise r.fail("reference.choices", "expected a mapping of gene name -> option")
+    return ReferenceSpec(name, choices=tuple((str(k), str(v)) for k, v in choices.items()))
 
 
 def conv_out(size: int, stride: int) -> int:

@@ -37,7 +37,7 @@ from nas.io import atomic_torch_save, atomic_write_json, torch_load
 from nas.progress import Progress
 from nas.space import Arch, load_space
 from nas.supernet import Supernet
-from nas.config import RunConfig
+from nas.config import RunConfig, SupernetConfig
 from nas.train.losses import box_iou, predicted_boxes, tracking_loss
 from nas.train.lr import epoch_lr
 from nas.train.paths import PathSampler
@@ -102,6 +102,14 @@ def _gather(values: list, world: int) -> list:
     return [v for part in out for v in part]
 
 
+def make_optimizer(sc: SupernetConfig, groups: list[dict]) -> torch.optim.Optimizer:
+    """SGD with momentum (LightTrack's choice at batch 256) or AdamW, which copes with the few, small,
+    noisy steps of a CPU-sized run; both start at `sc.lr` and follow the epoch schedule."""
+    if sc.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=sc.lr, weight_decay=sc.weight_decay)
+    return torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay)
+
+
 @dataclass
 class TrainTarget:
     """What a run optimises: a model that runs one architecture per step (`forward(arch, z, x, z_box,
@@ -148,7 +156,7 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
     backbone = {id(p) for m in (model.stem, model.blocks) for p in m.parameters()}
     groups = [{"params": [p for p in model.parameters() if id(p) in backbone], "name": "backbone"},
               {"params": [p for p in model.parameters() if id(p) not in backbone], "name": "heads"}]
-    optimizer = torch.optim.SGD(groups, lr=sc.lr, momentum=sc.momentum, weight_decay=sc.weight_decay)
+    optimizer = make_optimizer(sc, groups)
     history: list[dict] = []
     out_dir = target.out_dir
     start_epoch = 0

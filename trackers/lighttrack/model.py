@@ -163,7 +163,8 @@ def make_u1(channels: int, width: int, kernel: int) -> nn.Sequential:
 class GradNetUpdate(nn.Module):
     """U1 plus where it acts (`hidden_blocks` backbone blocks in), how often and how strongly."""
 
-    def __init__(self, u1: nn.Sequential, hidden_blocks: int, interval: int, weight: float, grad_scale: float):
+    def __init__(self, u1: nn.Sequential, hidden_blocks: int, interval: int, weight: float,
+                 grad_scale: float | None):
         super().__init__()
         self.u1 = u1
         self.hidden_blocks, self.interval, self.weight, self.grad_scale = hidden_blocks, interval, weight, grad_scale
@@ -176,7 +177,13 @@ class GradNetUpdate(nn.Module):
                    spec.weight, spec.grad_scale)
 
     def forward(self, hidden: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        return hidden + self.u1(grad * self.grad_scale)
+        """h' = h + U1(g'), g' the gradient at unit RMS per template (grad_scale None) or scaled."""
+        if self.grad_scale is None:
+            rms = grad.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-30)
+            grad = grad / rms.view(-1, *([1] * (grad.dim() - 1)))
+        else:
+            grad = grad * self.grad_scale
+        return hidden + self.u1(grad)
 
 
 @dataclass(frozen=True)

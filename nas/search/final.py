@@ -1,0 +1,101 @@
+"""The final pick: the search's top-k re-scored with error bars, beside the two floors.
+
+Why: a search ranks candidates on one BN-recalibration sample and one validation subset, so its
+best is partly the luckiest draw. The top-k (by search fitness) are re-scored over a grid of trials
+(BN sample x validation subset, see `nas.fitness.supernet_fitness`); each gets a mean and a
+standard deviation, and the pick is the highest mean. Two references are scored on exactly the
+same trials: the identity tracker (the first box, never moved) and the space's reference
+architecture with inherited weights. A best that does not beat identity means the supernet's
+ranking is noise, and the job says so.
+
+The result is saved to `search/final.json`, keyed by the candidates and trials, so a resumed job
+does not evaluate it again.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nas.io import atomic_write_json
+from nas.search.evaluators import Evaluator
+from nas.search.evolution import SearchResult
+from nas.space import Arch, SearchSpace
+
+
+@dataclass(frozen=True)
+class Trials:
+    bn_samples: int = 2
+    subsets: int = 2
+
+    def grid(self) -> list[dict]:
+        """Trial 0 first: it is the one the search scored, so its results are reused."""
+        return [{"bn_sample": b, "subset": s} for s in range(self.subsets) for b in range(self.bn_samples)]
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean and (population) standard deviation of `fitness` over trials, plus the per-trial values."""
+    values = np.array([r["fitness"] for r in runs], dtype=np.float64)
+    return {"fitness": float(values.mean()), "fitness_std": float(values.std()),
+            "fitness_search": float(values[0]), "trials": runs}
+
+
+def _trial_record(trial: dict, metrics: dict) -> dict:
+    keep = ("fitness", "ao", "sr50", "sr75", "auc")
+    return {**trial, **{k: float(metrics[k]) for k in keep if metrics.get(k) is not None}}
+
+
+def _score_all(evaluator: Evaluator, genotypes: list[tuple[int, ...]], trials: list[dict],
+               known: dict[tuple[int, ...], dict]) -> dict[tuple[int, ...], list[dict]]:
+    """Per genotype, one record per trial; trial 0 comes from `known` (the search) where present."""
+    runs: dict[tuple[int, ...], list[dict | None]] = {g: [None] * len(trials) for g in genotypes}
+    for g, metrics in known.items():
+        if g in runs:
+            runs[g][0] = _trial_record(trials[0], {**metrics, "fitness": metrics["fitness"]})
+    for t, trial in enumerate(trials):
+        todo = [g for g in genotypes if runs[g][t] is None]
+        for outcome in evaluator.evaluate(todo, trial) if todo else ():
+            if outcome.failed:
+                raise RuntimeError(f"re-evaluation failed for {outcome.genotype}: {outcome.error}")
+            runs[outcome.genotype][t] = _trial_record(trial, {**outcome.metrics, "fitness": outcome.fitness})
+    return {g: list(r) for g, r in runs.items()}  # type: ignore[misc]
+
+
+def final_ranking(evaluator: Evaluator, space: SearchSpace, result: SearchResult, *, top_k: int, trials: Trials,
+                  identity: list[dict], reference: tuple[str, Arch] | None, path: Path) -> dict:
+    """Re-score the top-k and the reference arch over `trials`; returns (and saves) the report.
+
+    `identity` holds the identity tracker's scores per validation subset (index = subset).
+    """
+    ranked = sorted((r for r in result.evaluated.values() if math.isfinite(r["fitness"])),
+                    key=lambda r: -r["fitness"])[:top_k]
+    grid = trials.grid()
+    key = {"trials": grid, "candidates": [list(r["genotype"]) for r in ranked],
+           "reference": list(reference[1].genotype) if reference else None}
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            return saved
+    genotypes = [tuple(r["genotype"]) for r in ranked]
+    if reference and tuple(reference[1].genotype) not in genotypes:
+        genotypes.append(tuple(reference[1].genotype))
+    known = {tuple(r["genotype"]): {**r["metrics"], "fitness": r["fitness"]} for r in ranked}
+    runs = _score_all(evaluator, genotypes, grid, known)
+    candidates = []
+    for r in ranked:
+        g = tuple(r["genotype"])
+        candidates.append({"arch_id": Arch(space, g).arch_id,
+                           "genotype": list(g), **summarize(runs[g])})
+    identity_runs = [_trial_record(t, identity[t["subset"]]) for t in grid]
+    report = {"key": key, "candidates": candidates,
+              "identity": summarize(identity_runs),
+              "reference_arch": ({"name": reference[0], "arch_id": reference[1].arch_id, "genotype":
+                                  list(reference[1].genotype), **summarize(runs[tuple(reference[1].genotype)])}
+                                 if reference else None)}
+    best = max(candidates, key=lambda c: (c["fitness"], -candidates.index(c)))
+    report["best_genotype"] = best["genotype"]
+    atomic_write_json(path, report)
+    return report
