@@ -25,6 +25,7 @@ supernet:
   freeze_backbone_epochs: 0      # backbone frozen (BN in eval) for the first N epochs
   backbone_lr_mult: 1.0          # backbone lr factor (LightTrack: 0.1 with a pretrained backbone)
   path_sampler: uniform          # uniform | fair | sandwich
+  weight_sharing: none           # none (LightTrack) | kernel: kernel-size variants share their 1x1 convs, BN, SE
   bounds: {flops: 600M, params: 2M}   # optional: train only paths inside this window
   schedule: {schedule: uniform, max_gap: 100}   # or {schedule: sstrack, ...}
   backbone_checkpoint: null      # optional state dict of the supernet backbone (stem.*, blocks.*)
@@ -63,6 +64,7 @@ from nas.space.spec import Bounds, parse_quantity
 
 
 OPTIMIZERS = ("sgd", "adamw")
+WEIGHT_SHARING = ("none", "kernel")  # as nas.supernet.supernet.WEIGHT_SHARING (the config does not import models)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class SupernetConfig:
     freeze_backbone_epochs: int = 0
     backbone_lr_mult: float = 1.0
     path_sampler: str = "uniform"
+    weight_sharing: str = "none"
     bounds: dict = field(default_factory=dict)
     schedule: dict = field(default_factory=lambda: {"schedule": "uniform"})
     backbone_checkpoint: str | None = None
@@ -234,6 +237,9 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
         raise fail("supernet.schedule", "expected a mapping like {schedule: uniform}")
     if values.get("backbone_checkpoint"):
         values["backbone_checkpoint"] = _resolve(base, str(values["backbone_checkpoint"]))
+    if values.get("weight_sharing", "none") not in WEIGHT_SHARING:
+        raise fail("supernet.weight_sharing", f"expected one of {', '.join(WEIGHT_SHARING)}, "
+                   f"got {values['weight_sharing']!r}")
     if values.get("optimizer", "sgd") not in OPTIMIZERS:
         raise fail("supernet.optimizer", f"expected one of {', '.join(OPTIMIZERS)}, got {values['optimizer']!r}")
     supernet = SupernetConfig(**values)

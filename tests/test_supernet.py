@@ -269,3 +269,27 @@ def test_recalibrate_supernet_path_resets_only_that_paths_bns(mobile_space):
     extracted = net.extract(arch).state_dict()
     for key, value in subnet.state_dict().items():
         torch.testing.assert_close(extracted[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_weight_sharing_ties_every_equally_shaped_layer_and_paths_still_extract(mobile_space):
+    torch.manual_seed(0)
+    net = Supernet(mobile_space, weight_sharing="kernel")
+    randomise_bn(net, seed=3)
+    net.eval()
+    separate = sum(p.numel() for p in Supernet(mobile_space).parameters())
+    shared = sum(p.numel() for p in net.parameters())
+    assert shared < 0.5 * separate  # 6 MBConv options -> 2 expand ratios; the DSConv head ops share their pw conv
+    ops = [op.label for op in mobile_space.genes[0].options]
+    block = net.blocks[0]
+    k3_e4, k5_e4, k3_e6 = (block[ops.index(f"ir_{v}_se0.25")] for v in ("k3_e4", "k5_e4", "k3_e6"))
+    assert k3_e4.expand[0] is k5_e4.expand[0] and k3_e4.project[0] is k5_e4.project[0] and k3_e4.se is not k5_e4.se
+    assert k3_e4.se.reduce is k5_e4.se.reduce and k3_e4.dw[1] is k5_e4.dw[1]
+    assert k3_e4.dw[0] is not k5_e4.dw[0]  # each kernel size keeps its own depthwise conv
+    assert k3_e4.expand[0] is not k3_e6.expand[0]  # other widths cannot share
+    z, x = images(1, seed=4)
+    for arch in (mobile_space.sample(np.random.default_rng(i)) for i in range(6)):
+        with torch.no_grad():
+            assert max_diff(net(arch, z, x), net.extract(arch)(z, x)) <= 1e-5
+    arch = mobile_space.sample(np.random.default_rng(7))
+    params = net.path_parameters(arch)
+    assert len({id(p) for p in params}) == len(params)  # a path never holds a shared tensor twice

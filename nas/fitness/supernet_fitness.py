@@ -82,8 +82,8 @@ class SupernetFitness:
         self.spec = spec
         self.space = load_space(spec.space)
         self.device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-        self.supernet = Supernet(self.space)
         state = torch_load(spec.checkpoint, map_location="cpu")
+        self.supernet = Supernet(self.space, state.get("weight_sharing", "none"))
         if state.get("space_hash") != self.space.hash:
             raise ConfigError(f"supernet checkpoint is for space hash {state.get('space_hash')}, "
                               f"expected {self.space.hash}", source=spec.checkpoint)

@@ -19,6 +19,14 @@ Layout (each candidate is built by the same helpers as `LightTrackSubnet`, so a 
 * a `gradnet` head: `update[<hidden>_k<kernel>_w<width>]`, one U1 per choice combination (its input
   width is fixed by the hidden point); the interval needs no weights.
 
+Weight sharing (`weight_sharing="kernel"`): options of one block or head layer that differ only in
+kernel size share every layer whose weights have the same shape (1x1 convs, BN, SE), keeping their own
+depthwise k x k conv, so an MBConv's expand/project convs train whenever any of its kernel
+variants is sampled. LightTrack trains every option separately (`"none"`, the default); sharing cuts
+the dilution of the 6 MBConv options of its space to 2 (one per expand ratio) and of the two DSConv
+head ops to 1, which is what lets a CPU-sized budget learn (see `runs/quickstart.yaml`). Extraction
+is unchanged: a path's subnet gets copies of exactly the tensors the path runs.
+
 An architecture selects its `SubnetParts`: the supernet modules it runs, named as the submodules of
 `build_subnet(space, arch)`. That one selection drives the forward pass (through a `view`: the
 subnet's own class assembled from those parts), `path_parameters` (optimise only the sampled path)
@@ -27,7 +35,7 @@ and `extract` (a strict state-dict copy), so the three cannot disagree.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -53,6 +61,31 @@ from trackers.lighttrack.model import (
 )
 
 _MAX_VIEWS = 64
+WEIGHT_SHARING = ("none", "kernel")
+
+
+def _tie(first: nn.Module, other: nn.Module) -> None:
+    """Make `other` use `first`'s leaf modules wherever both have a leaf of the same type and shapes."""
+    for (name, a), (_, b) in zip(first.named_children(), list(other.named_children())):
+        if type(a) is not type(b):
+            continue
+        if list(a.children()):
+            _tie(a, b)
+        elif [t.shape for t in (*a.parameters(), *a.buffers())] == [t.shape for t in (*b.parameters(), *b.buffers())]:
+            setattr(other, name, a) if not isinstance(other, nn.Sequential) else other.__setitem__(int(name), a)
+
+
+def tie_kernel_variants(options: nn.ModuleList, specs: tuple) -> None:
+    """Options whose op specs differ only in kernel size share every equally shaped leaf module."""
+    firsts: dict[object, nn.Module] = {}
+    for module, op in zip(options, specs):
+        if getattr(op, "type", "skip") == "skip":
+            continue
+        key = replace(op, kernel=0)
+        if key in firsts:
+            _tie(firsts[key], module)
+        else:
+            firsts[key] = module
 
 
 def _u1_key(hidden: str, kernel: int, width: int) -> str:
@@ -72,21 +105,27 @@ class _Route:
 class SuperTower(nn.Module):
     """All layer candidates of one head at one channel width, plus that width's predictor."""
 
-    def __init__(self, head: HeadSpec, channels: int, cin: int, se_cfg: SEConfig):
+    def __init__(self, head: HeadSpec, channels: int, cin: int, se_cfg: SEConfig, share_kernels: bool = False):
         super().__init__()
         self.layers = nn.ModuleList(
             nn.ModuleList(make_head_layer(op, cin if layer == 0 else channels, channels, se_cfg)
                           for op in (head.first_ops if layer == 0 else head.ops))
             for layer in range(head.depth))
+        if share_kernels:
+            for layer, options in enumerate(self.layers):
+                tie_kernel_variants(options, head.first_ops if layer == 0 else head.ops)
         self.predictor = Predictor(channels, head.outputs, head.activation, head.scale)
 
 
 class Supernet(nn.Module):
     """Holds the weights of every choice of `space`; `arch` picks the path at each call."""
 
-    def __init__(self, space: SearchSpace):
+    def __init__(self, space: SearchSpace, weight_sharing: str = "none"):
         super().__init__()
-        self.space = space
+        if weight_sharing not in WEIGHT_SHARING:
+            raise ValueError(f"weight_sharing must be one of {WEIGHT_SHARING}, got {weight_sharing!r}")
+        self.space, self.weight_sharing = space, weight_sharing
+        share = weight_sharing == "kernel"
         spec = space.spec
         bb = spec.backbone
         positions = space.genes[space.output_gene].options
@@ -104,6 +143,9 @@ class Supernet(nn.Module):
             nn.ModuleList(make_op(op, slot.cin, slot.cout, slot.stride, bb.act, bb.se)
                           for op in space.genes[slot.gene].options)
             for slot in slots)
+        if share:
+            for slot, options in zip(slots, self.blocks):
+                tie_kernel_variants(options, space.genes[slot.gene].options)
         stages = dict.fromkeys(bb.stages[p.stage] for p in positions)
         self.bn_z = nn.ModuleDict({st.name: nn.BatchNorm2d(st.channels) for st in stages})
         self.bn_x = nn.ModuleDict({st.name: nn.BatchNorm2d(st.channels) for st in stages})
@@ -113,7 +155,8 @@ class Supernet(nn.Module):
         self.update: nn.ModuleDict | None = None
         for head in spec.heads:
             if head.type == "tower":
-                heads[head.name] = nn.ModuleList(SuperTower(head, c, spec.neck.channels, bb.se) for c in head.channels)
+                heads[head.name] = nn.ModuleList(SuperTower(head, c, spec.neck.channels, bb.se, share)
+                                                 for c in head.channels)
             elif head.type == "dimp":
                 heads[head.name] = nn.ModuleDict({
                     "features": nn.ModuleDict({st.name: nn.ModuleList(make_dimp_features(st.channels, d)

@@ -72,8 +72,9 @@ def subnet_target(cfg: RunConfig, arch: Arch, init: str, out_dir: Path) -> Train
         if not checkpoint.is_file():
             raise ConfigError("--init supernet needs the run's trained supernet (run train-supernet or search "
                               "first)", source=str(checkpoint))
-        supernet = Supernet(arch.space)
-        supernet.load_state_dict(torch_load(checkpoint)["model"])
+        state = torch_load(checkpoint)
+        supernet = Supernet(arch.space, state.get("weight_sharing", "none"))
+        supernet.load_state_dict(state["model"])
         subnet.load_state_dict(supernet.extract(arch).state_dict())
     return TrainTarget(FixedPath(subnet), lambda step: arch, out_dir, "subnet")
 

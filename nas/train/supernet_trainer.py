@@ -127,7 +127,7 @@ def supernet_target(cfg: RunConfig) -> TrainTarget:
     """LightTrack Alg. 1: the supernet of the config's space, one sampled path per step."""
     space = load_space(cfg.space)
     torch.manual_seed(cfg.seed)
-    model = Supernet(space)
+    model = Supernet(space, cfg.supernet.weight_sharing)
     if cfg.supernet.backbone_checkpoint:
         model.load_backbone(torch_load(cfg.supernet.backbone_checkpoint))
     paths = PathSampler(space, cfg.supernet.path_sampler, cfg.supernet.path_bounds(), seed=cfg.seed)
@@ -230,6 +230,7 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
             atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "schedule": schedule.state_dict() if schedule is not None else None,
                                "history": history, "epoch": epoch + 1, "space": space.name,
+                               "weight_sharing": getattr(model, "weight_sharing", "none"),
                                "space_hash": space.hash, "config": cfg.to_dict()}, out_dir / CHECKPOINT)
             atomic_write_json(out_dir / HISTORY, history)
             print(f"epoch {epoch + 1}/{sc.epochs}: loss {record['loss']:.4f} (cls {record['cls']:.4f}, "
