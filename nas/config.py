@@ -52,9 +52,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nas.errors import ConfigError
+from nas.io import load_yaml
 from nas.space.spec import Bounds, parse_quantity
 
 
@@ -140,14 +139,8 @@ _TOP = {"name", "space", "seed", "output", "data", "supernet", "fitness", "searc
 
 def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
-    source = str(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"cannot read config ({err.strerror})", source=source) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML ({getattr(err, 'problem', err)})", source=source) from None
-    return parse_config(data, source=source, base=path.parent)
+    data = load_yaml(path, error=ConfigError, what="config file")
+    return parse_config(data, source=str(path), base=path.parent)
 
 
 def _resolve(base: Path, value: str) -> str:
