@@ -24,14 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _search(args: argparse.Namespace) -> int:
     import nas.raytools  # noqa: F401  (loopback-only Ray must be configured before ray is imported)
-    from nas.config import load_config
+    from nas.config import load_config, validate_run
     from nas.search.job import run_job
 
     if args.workers < 0:
         from nas.errors import ConfigError
 
         raise ConfigError(f"expected --workers >= 0, got {args.workers}", key="--workers")
-    summary = run_job(load_config(args.config), workers=args.workers, address=args.address, resume=args.resume)
+    cfg = load_config(args.config)
+    validate_run(cfg, search=True)
+    summary = run_job(cfg, workers=args.workers, address=args.address, resume=args.resume)
     print(f"best architecture {summary['arch_id']}: fitness {summary['fitness']:.4f}, "
           f"{summary['flops'] / 1e6:.1f} MFLOPs, {summary['params'] / 1e6:.3f} M params "
           f"({summary['evaluated']} candidates evaluated)")

@@ -21,10 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     import nas.raytools  # noqa: F401  (loopback-only Ray must be configured before ray is imported)
-    from nas.config import load_config
+    from nas.config import load_config, validate_run
     from nas.train.supernet_trainer import launch, supernet_dir
 
     cfg = load_config(args.config)
+    validate_run(cfg, search=False)
     history = launch(cfg, workers=args.workers, address=args.address, resume=args.resume)
     last = history[-1]
     print(f"supernet trained: {len(history)} epochs, final loss {last['loss']:.4f}; "

@@ -564,16 +564,16 @@ def _readme(summary: dict) -> str:
 
 def _check_args(seed: int, sequences: int, frames: int, val_fraction: float, size: tuple[int, int]) -> int:
     """Validate the generator arguments; returns the number of val sequences."""
-    if seed < 0:
-        raise ConfigError(f"must be >= 0, got {seed}", key="seed")
-    if sequences < 1:
-        raise ConfigError(f"must be >= 1, got {sequences}", key="sequences")
-    if frames < 10:
-        raise ConfigError(f"must be >= 10, got {frames}", key="frames")
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"expected an integer in 0..2**32-1, got {seed}", key="seed")
+    if not 1 <= sequences <= 100_000:
+        raise ConfigError(f"expected an integer in 1..100000, got {sequences}", key="sequences")
+    if not 10 <= frames <= 100_000:
+        raise ConfigError(f"expected an integer in 10..100000, got {frames}", key="frames")
     if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"must be in [0, 1), got {val_fraction}", key="val_fraction")
+        raise ConfigError(f"expected a number in [0, 1), got {val_fraction}", key="val_fraction")
     if len(size) != 2 or not all(64 <= int(s) <= 4096 for s in size):
-        raise ConfigError(f"must be W x H with each side in 64..4096, got {size}", key="size")
+        raise ConfigError(f"expected W x H with each side in 64..4096, got {size}", key="size")
     n_val = min(sequences - 1, max(1, round(sequences * val_fraction))) if val_fraction > 0 else 0
     if val_fraction > 0 and n_val < 1:
         raise ConfigError(f"need at least 2 when val_fraction > 0, got {sequences}", key="sequences")
