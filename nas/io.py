@@ -25,6 +25,10 @@ MAX_NESTING = 64             # YAML/JSON nesting depth; real files use < 10
 
 def _atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     path = Path(path)
+    if path.is_dir():
+        raise TrackNASError("is a directory; expected a file path to write", source=str(path))
+    if path.parent.exists() and not path.parent.is_dir():
+        raise TrackNASError("is a file; expected a directory to write into", source=str(path.parent))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -59,10 +63,22 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
-    """Load a checkpoint with `weights_only=True`: checkpoints never execute code."""
+    """Load a checkpoint with `weights_only=True`: checkpoints never execute code. A missing, truncated
+    or foreign file is one TrackNASError line."""
+    import pickle
+    import zipfile
+
     import torch
 
-    return torch.load(path, map_location=map_location, weights_only=True)
+    if Path(path).is_dir():
+        raise TrackNASError("is a directory; expected a checkpoint file", source=str(path))
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise TrackNASError("checkpoint not found", source=str(path)) from None
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise TrackNASError(f"not a readable torch checkpoint ({first})", source=str(path)) from None
 
 
 def read_text(path: str | os.PathLike, *, error: type[TrackNASError] = TrackNASError, what: str = "file",

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from nas.commands.train import add_run_arguments
@@ -44,12 +43,17 @@ def _search(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from nas.config import RunConfig
     from nas.errors import ConfigError
+    from nas.io import load_json
     from nas.search.job import export_run
 
     saved = args.run_dir / "config.json"
     if not saved.is_file():
         raise ConfigError("not a run directory (config.json is missing)", source=str(args.run_dir))
-    out = export_run(RunConfig.from_dict(json.loads(saved.read_text())), args.arch_id, onnx=args.onnx,
-                     out_dir=args.out)
+    try:
+        cfg = RunConfig.from_dict(load_json(saved, error=ConfigError, what="run config"))
+    except (TypeError, KeyError, AttributeError) as err:
+        raise ConfigError(f"expected the run config tracknas wrote, got one it cannot use ({err})",
+                          source=str(saved)) from None
+    out = export_run(cfg, args.arch_id, onnx=args.onnx, out_dir=args.out)
     print(f"exported to {out}")
     return 0
