@@ -34,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # usage errors (exit 2) and --help (0) return a code like every other outcome
+        return int(done.code or 0)
     try:
         return int(args.func(args) or 0)
     except TrackNASError as err:
