@@ -397,6 +397,9 @@ def _check_data(cfg: RunConfig, search: bool) -> None:
     if cfg.data.synthesize is not None and not listed:
         synth.check_output_dir(root, overwrite=True)  # refuses anything synthesis did not create
         return
+    if not root.is_dir():
+        raise ConfigError(f"expected a dataset folder, got {'a file' if root.exists() else 'nothing'} at {root} "
+                          "(data.synthesize creates the default data)", source=cfg.source, key="data.root")
     splits = {"data.split": cfg.data.split, **({"fitness.val_split": cfg.fitness.val_split} if search else {})}
     for key, split in splits.items():
         try:
