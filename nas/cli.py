@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -33,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # usage errors (exit 2) and --help (0) return a code like every other outcome
+        return int(done.code or 0)
     try:
         return int(args.func(args) or 0)
     except TrackNASError as err:
@@ -42,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tracknas: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, without a traceback at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("tracknas: error: output closed early (broken pipe)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -53,13 +53,13 @@ search:                          # see nas/search/state.py SearchSettings
 """
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nas.errors import ConfigError
+from nas.errors import ConfigError, TrackNASError
+from nas.io import load_yaml
 from nas.space.spec import Bounds, parse_quantity
 
 
@@ -154,14 +154,8 @@ _TOP = {"name", "space", "seed", "output", "data", "supernet", "fitness", "searc
 
 def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
-    source = str(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ConfigError(f"cannot read config ({err.strerror})", source=source) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML ({getattr(err, 'problem', err)})", source=source) from None
-    return parse_config(data, source=source, base=path.parent)
+    data = load_yaml(path, error=ConfigError, what="config file")
+    return parse_config(data, source=str(path), base=path.parent)
 
 
 def _resolve(base: Path, value: str) -> str:
@@ -202,8 +196,8 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
     if "root" not in d:
         raise fail("data.root", "missing required key")
     synth = d.get("synthesize")
-    if synth is not None and not isinstance(synth, dict):
-        raise fail("data.synthesize", "expected a mapping like {sequences: 56, frames: 60, seed: 0}")
+    if synth is not None:
+        _check_synthesize(synth, fail)
     data_cfg = DataConfig(root=_resolve(base, str(d["root"])), format=d.get("format"), split=d.get("split", "train"),
                           synthesize=synth)
 
@@ -215,20 +209,15 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
     if bad:
         raise fail(f"supernet.{bad[0]}", f"unknown key; expected one of {', '.join(sorted(fields))}")
     values = dict(s)
-    for key in ("epochs", "pairs_per_epoch", "batch_size", "shards"):
-        if key in values and (isinstance(values[key], bool) or not isinstance(values[key], int) or values[key] < 1):
-            raise fail(f"supernet.{key}", f"expected a positive integer, got {values[key]!r}")
-    for key in ("warmup_epochs", "freeze_backbone_epochs"):
-        if key in values and (isinstance(values[key], bool) or not isinstance(values[key], int) or values[key] < 0):
-            raise fail(f"supernet.{key}", f"expected a non-negative integer, got {values[key]!r}")
-    for key in ("lr", "warmup_lr", "end_lr", "momentum", "weight_decay", "backbone_lr_mult"):
+    for key, (low, high) in SUPERNET_COUNTS.items():
+        if key in values:
+            _check_int(values[key], low, high, fail, f"supernet.{key}")
+    for key, (low, high, open_low) in SUPERNET_NUMBERS.items():
         if key in values and values[key] is not None:
-            try:
-                values[key] = float(values[key])
-            except (TypeError, ValueError):
-                raise fail(f"supernet.{key}", f"expected a number, got {values[key]!r}") from None
-            if values[key] < 0:
-                raise fail(f"supernet.{key}", f"expected a non-negative number, got {values[key]!r}")
+            values[key] = _check_float(values[key], low, high, open_low, fail, f"supernet.{key}")
+    if values.get("path_sampler", "uniform") not in PATH_SAMPLERS:
+        raise fail("supernet.path_sampler", f"expected one of {', '.join(PATH_SAMPLERS)}, got "
+                   f"{values['path_sampler']!r}")
     bounds = values.get("bounds", {}) or {}
     if not isinstance(bounds, dict) or set(bounds) - {"flops", "params"}:
         raise fail("supernet.bounds", "expected {flops: 600M, params: 2M} (either key optional)")
@@ -237,6 +226,9 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
         raise fail("supernet.schedule", "expected a mapping like {schedule: uniform}")
     if values.get("backbone_checkpoint"):
         values["backbone_checkpoint"] = _resolve(base, str(values["backbone_checkpoint"]))
+        if not Path(values["backbone_checkpoint"]).is_file():
+            raise fail("supernet.backbone_checkpoint", f"expected a checkpoint file, got {values['backbone_checkpoint']}"
+                       f" ({'a directory' if Path(values['backbone_checkpoint']).is_dir() else 'not found'})")
     if values.get("weight_sharing", "none") not in WEIGHT_SHARING:
         raise fail("supernet.weight_sharing", f"expected one of {', '.join(WEIGHT_SHARING)}, "
                    f"got {values['weight_sharing']!r}")
@@ -246,11 +238,16 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
     if supernet.batch_size > supernet.pairs_per_epoch:
         raise fail("supernet.batch_size", f"expected <= pairs_per_epoch ({supernet.pairs_per_epoch})")
     fitness = FitnessConfig(**typed_section(data, "fitness", FitnessConfig, fail))
-    for key in ("final_top_k", "final_bn_samples", "final_subsets"):
-        value = getattr(fitness, key)
-        if value is not None and value < 1:
-            raise fail(f"fitness.{key}", f"expected a positive integer, got {value!r}")
+    _check_choices(fitness, "fitness", FITNESS_CHOICES, fail)
+    for key, (low, high) in FITNESS_COUNTS.items():
+        if getattr(fitness, key) is not None:
+            _check_int(getattr(fitness, key), low, high, fail, f"fitness.{key}")
     search_values = typed_section(data, "search", SearchConfig, fail)
+    for key, (low, high) in SEARCH_COUNTS.items():
+        if key in search_values:
+            _check_int(search_values[key], low, high, fail, f"search.{key}")
+    if "mutation_prob" in search_values:
+        _check_float(search_values["mutation_prob"], 0.0, 1.0, False, fail, "search.mutation_prob")
     bounds = search_values.get("bounds", {"preset": "default"})
     if not isinstance(bounds, dict) or set(bounds) - {"preset", "flops", "params"}:
         raise fail("search.bounds", "expected {preset: NAME} and/or {flops: 600M, params: 2M}")
@@ -259,8 +256,72 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
     if "objectives" in search_values and (not isinstance(search_values["objectives"], list)
                                           or not all(isinstance(o, str) for o in search_values["objectives"])):
         raise fail("search.objectives", "expected a list like [fitness, flops]")
+    search = SearchConfig(**search_values)
+    _check_choices(search, "search", SEARCH_CHOICES, fail)
+    if search.top_k > search.population:
+        raise fail("search.top_k", f"expected <= search.population ({search.population}), got {search.top_k}")
     return RunConfig(name=name, space=space, output=output, data=data_cfg, supernet=supernet, fitness=fitness,
-                     search=SearchConfig(**search_values), seed=seed, source=source)
+                     search=search, seed=seed, source=source)
+
+
+# Documented ranges (README "Run configuration"): ints are (low, high); floats (low, high, low excluded).
+MAX_COUNT = 10**7
+SUPERNET_COUNTS = {"epochs": (1, 100_000), "pairs_per_epoch": (1, MAX_COUNT), "batch_size": (1, 65_536),
+                   "shards": (1, 4096), "warmup_epochs": (0, 100_000), "freeze_backbone_epochs": (0, 100_000)}
+SUPERNET_NUMBERS = {"lr": (0.0, 10.0, True), "warmup_lr": (0.0, 10.0, True), "end_lr": (0.0, 10.0, True),
+                    "momentum": (0.0, 1.0, False), "weight_decay": (0.0, 1.0, False),
+                    "backbone_lr_mult": (0.0, 100.0, False)}
+FITNESS_COUNTS = {"bn_batches": (1, MAX_COUNT), "bn_batch_size": (1, 65_536), "max_sequences": (1, MAX_COUNT),
+                  "max_frames": (1, MAX_COUNT), "final_top_k": (1, 100_000), "final_bn_samples": (1, 100),
+                  "final_subsets": (1, 100)}
+SEARCH_COUNTS = {"population": (1, 100_000), "top_k": (1, 100_000), "mutations": (0, 100_000),
+                 "crossovers": (0, 100_000), "generations": (1, 100_000), "max_retries": (0, 1000)}
+PATH_SAMPLERS = ("uniform", "fair", "sandwich")
+FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc"), "tracker_preset": ("default", "vot2019")}
+SEARCH_CHOICES = {"algorithm": ("evolution", "nsga2", "random")}
+SYNTHESIZE_KEYS = {"sequences": int, "frames": int, "seed": int, "val_fraction": float, "size": list}
+
+
+def _check_int(value: Any, low: int, high: int, fail, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise fail(key, f"expected an integer in {low}..{high}, got {value!r}")
+
+
+def _check_float(value: Any, low: float, high: float, open_low: bool, fail, key: str) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and (low < value if open_low else low <= value) and value <= high
+    if not ok:
+        raise fail(key, f"expected a finite number in {'(' if open_low else '['}{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def _check_choices(section: Any, name: str, choices: dict[str, tuple[str, ...]], fail) -> None:
+    for key, allowed in choices.items():
+        if getattr(section, key) not in allowed:
+            raise fail(f"{name}.{key}", f"expected one of {', '.join(allowed)}, got {getattr(section, key)!r}")
+
+
+def _check_synthesize(synth: Any, fail) -> None:
+    """Keys and types of `data.synthesize`, then the generator's own ranges (nas.data.synth)."""
+    if not isinstance(synth, dict):
+        raise fail("data.synthesize", "expected a mapping like {sequences: 56, frames: 60, seed: 0}")
+    for key, value in synth.items():
+        kind = SYNTHESIZE_KEYS.get(key)
+        if kind is None:
+            raise fail(f"data.synthesize.{key}", f"unknown key; expected one of {', '.join(SYNTHESIZE_KEYS)}")
+        ok = isinstance(value, (int, float)) and math.isfinite(value) if kind is float else \
+            isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value) if kind is list else \
+            type(value) is int
+        if not ok:
+            what = {int: "an integer", float: "a finite number", list: "[W, H] integers"}[kind]
+            raise fail(f"data.synthesize.{key}", f"expected {what}, got {value!r}")
+    from nas.data.synth import _check_args, DEFAULT_FRAMES, DEFAULT_SEQUENCES, DEFAULT_SIZE, DEFAULT_VAL_FRACTION
+
+    try:
+        _check_args(synth.get("seed", 0), synth.get("sequences", DEFAULT_SEQUENCES), synth.get("frames", DEFAULT_FRAMES),
+                    synth.get("val_fraction", DEFAULT_VAL_FRACTION), tuple(synth.get("size", DEFAULT_SIZE)))
+    except ConfigError as err:
+        raise fail(f"data.synthesize.{err.key}", err.detail) from None
 
 
 def typed_section(data: dict, key: str, cls: type, fail) -> dict:
@@ -282,3 +343,90 @@ def typed_section(data: dict, key: str, cls: type, fail) -> dict:
         if not ok:
             raise fail(f"{key}.{name}", f"expected {expected.__name__}{' or null' if optional else ''}, got {value!r}")
     return dict(section)
+
+
+def validate_run(cfg: RunConfig, *, search: bool) -> None:
+    """Everything a run will need, checked before any synthesis, training or Ray start.
+
+    Resolves the space, the supernet's schedule, the search settings and bounds (feasibility from the
+    space's cost table, which training builds anyway), and the data: an existing dataset must open
+    (layout, list.txt, first frame decodable) for the training split and, for `search`, the
+    validation split; a dataset still to be synthesised must go into a directory synthesis may
+    write. Independent problems are reported together, in one line.
+    """
+    problems: list[str] = []
+
+    def check(fn, *args, prefix: str = "") -> Any:
+        try:
+            return fn(*args)
+        except TrackNASError as err:
+            key = f"{prefix}{err.key}" if prefix and err.key else (prefix.rstrip(".") or err.key)
+            problems.append(": ".join(p for p in (err.source or cfg.source, key, err.detail) if p))
+            return None
+
+    space = check(_load_space, cfg)
+    check(_check_schedule, cfg, prefix="supernet.schedule.")
+    if space is not None and search:
+        check(_check_search, cfg, space)
+    if space is not None and cfg.supernet.bounds:
+        check(_check_feasible, space, cfg.supernet.path_bounds(), prefix="supernet.bounds")
+    check(_check_data, cfg, search)
+    if problems:
+        raise ConfigError("; ".join(dict.fromkeys(problems)))
+
+
+def _load_space(cfg: RunConfig):
+    from nas.space import load_space
+
+    try:
+        return load_space(cfg.space)
+    except TrackNASError as err:
+        if err.source is None:  # an unknown built-in name: say where it was asked for
+            raise ConfigError(err.detail, source=cfg.source, key="space") from None
+        raise
+
+
+def _check_schedule(cfg: RunConfig) -> None:
+    from nas.train.sstrack import make_interval_strategy
+
+    make_interval_strategy(cfg.supernet.schedule, source=cfg.source)
+
+
+def _check_feasible(space, bounds) -> None:
+    from nas.cost.sampling import check_feasible
+
+    check_feasible(space, bounds)
+
+
+def _check_search(cfg: RunConfig, space) -> None:
+    from nas.search.job import search_settings
+
+    settings = search_settings(cfg, space)
+    try:
+        _check_feasible(space, settings.bounds)
+    except TrackNASError as err:
+        raise ConfigError(err.detail, source=cfg.source, key="search.bounds") from None
+
+
+def _check_data(cfg: RunConfig, search: bool) -> None:
+    from nas.data import synth
+    from nas.data.datasets import open_dataset
+
+    root = Path(cfg.data.root)
+    listed = all((root / split / "list.txt").is_file() for split in ("train", "val"))
+    if cfg.data.synthesize is not None and not listed:
+        synth.check_output_dir(root, overwrite=True)  # refuses anything synthesis did not create
+        return
+    if not root.is_dir():
+        raise ConfigError(f"expected a dataset folder, got {'a file' if root.exists() else 'nothing'} at {root} "
+                          "(data.synthesize creates the default data)", source=cfg.source, key="data.root")
+    splits = {"data.split": cfg.data.split, **({"fitness.val_split": cfg.fitness.val_split} if search else {})}
+    for key, split in splits.items():
+        try:
+            sequences = open_dataset(root, cfg.data.format, split)
+            if not sequences:
+                raise ConfigError(f"split {split!r} holds no sequences", source=str(root))
+            sequences[0].frame(0)  # the first frame decodes
+        except TrackNASError as err:
+            detail = ": ".join(p for p in (err.source, err.key, err.detail) if p)
+            raise ConfigError(f"{split!r} in {detail}", source=cfg.source, key=key) from None

@@ -4,6 +4,7 @@ Ray binds its GCS and raylet to 127.0.0.1 only when `RAY_ENABLE_WINDOWS_OR_OSX_C
 environment *when ray is first imported*, so this module sets it (unless the user set it) before
 importing ray, and refuses to start a local instance if ray was imported too early. To join a
 multi-machine cluster with `--address`, export `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1` yourself.
+Ray Train's torch process group (the c10d store, gloo/NCCL) is kept on loopback by `nas.raytrain`.
 """
 from __future__ import annotations
 

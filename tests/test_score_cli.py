@@ -123,10 +123,18 @@ def test_cli_bad_dataset_is_exit_2_with_one_line(tmp_path: Path, capsys):
 
 def test_cli_missing_result_names_the_sequence(tmp_path: Path, capsys):
     root = small_got10k(tmp_path)
-    code = main(["score", "--dataset", str(root), "--results", str(tmp_path / "none"), "--protocol", "otb"])
+    (tmp_path / "empty").mkdir()
+    code = main(["score", "--dataset", str(root), "--results", str(tmp_path / "empty"), "--protocol", "otb"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "GOT-10k_Val_000001.txt" in err and "no result file" in err
+
+
+def test_cli_missing_results_folder_is_named_as_such(tmp_path: Path, capsys):
+    root = small_got10k(tmp_path)
+    code = main(["score", "--dataset", str(root), "--results", str(tmp_path / "none"), "--protocol", "otb"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "expected an existing folder, got nothing" in err
 
 
 def test_short_prediction_file_is_an_error_and_long_one_is_truncated(tmp_path: Path):

@@ -19,7 +19,7 @@ DSL_CASES = [
      "heads.cls.ops[1]", "unknown op type 'wavelet'"),
     ("bad-option", ("ir_k3_e4_se0.25, ir_k3_e6", "ir_k3_e4_q9, ir_k3_e6"), "backbone.choices.mbconv[0]", "bad option 'q9'"),
     ("even-kernel", ("ir_k5_e4_se0.25, ir_k5_e6", "ir_k4_e4_se0.25, ir_k5_e6"), "backbone.choices.mbconv[2]", "odd"),
-    ("bad-value", ("channels: 40, depth: 4", "channels: -40, depth: 4"), "backbone.stages[1].channels", "integer >= 1"),
+    ("bad-value", ("channels: 40, depth: 4", "channels: -40, depth: 4"), "backbone.stages[1].channels", "integer in 1..4096"),
     ("bad-stride", ("channels: 96, depth: 4, stride: 1", "channels: 96, depth: 4, stride: 3"),
      "backbone.stages[3].stride", "expected 1 or 2"),
     ("empty-choices", ("channels: [128, 192, 256]\n    depth: 8\n    ops: [sep_k3, sep_k5, skip]\n    first_ops: [sep_k3, sep_k5]\n    outputs: 1",
@@ -49,7 +49,7 @@ DSL_CASES = [
     ("duplicate-choice", ("first_ops: [sep_k3, sep_k5]\n    outputs: 1", "first_ops: [sep_k3, sep_k3]\n    outputs: 1"),
      "heads.cls.first_ops", "listed twice"),
     ("template-too-small", ("input: {template: 128, search: 256}", "input: {template: 8, search: 256}"),
-     "input.template", "integer >= 16"),
+     "input.template", "integer in 16..2048"),
 ]
 
 
@@ -124,7 +124,7 @@ def test_malformed_lighttrack_strings(mobile_space, case, text, fragment):
     (["space", "show", "no-such-space"], "unknown search space 'no-such-space'"),
     (["space", "sample", "lighttrack-mobile", "--flops-max", "1M"], "infeasible bound"),
     (["space", "sample", "lighttrack-mobile", "--preset", "huge"], "unknown constraint preset 'huge'"),
-    (["cost", "does-not-exist.json"], "cannot read architecture file"),
+    (["cost", "does-not-exist.json"], "architecture file not found"),
 ])
 def test_cli_reports_one_line_and_exit_code_2(capsys, argv_tail, fragment):
     assert main(argv_tail) == 2

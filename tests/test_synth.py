@@ -190,3 +190,46 @@ def test_cli_writes_data_and_refuses_non_empty_dir(tmp_path, capsys):
 
     assert main(["data", "synth", str(tmp_path / "bad"), "--size", "96by72"]) == 2
     assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def _fake_got10k(root: Path) -> dict[str, str]:
+    """A train-only GOT-10k copy: the folder names synthesis itself would write."""
+    for i in (1, 2):
+        seq = root / "train" / f"GOT-10k_Train_{i:06d}"
+        seq.mkdir(parents=True)
+        (seq / "00000001.jpg").write_bytes(b"real frame %d" % i)
+        (seq / "groundtruth.txt").write_text("1,2,3,4\n")
+    (root / "train" / "list.txt").write_text("GOT-10k_Train_000001\nGOT-10k_Train_000002\n")
+    (root / "README.md").write_text("the user's own notes\n")
+    return _hashes(root)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_synthesis_never_writes_into_foreign_data(tmp_path, capsys, force):
+    """Why: synthesising over a real GOT-10k copy once deleted its sequences (issue 16)."""
+    before = _fake_got10k(tmp_path)
+    argv = ["data", "synth", str(tmp_path), "--sequences", "2", "--frames", "10", "--size", "96x72"]
+    assert main(argv + (["--force"] if force else [])) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "not made by tracknas synthesis" in err
+    assert _hashes(tmp_path) == before and not (tmp_path / synth.MANIFEST).exists()
+
+
+def test_force_replaces_only_what_the_manifest_lists(tmp_path):
+    out = tmp_path / "d"
+    synth.generate_dataset(out, sequences=3, frames=10, seed=0, size=(96, 72))
+    assert "train/GOT-10k_Train_000002" in synth.read_manifest(out)
+    (out / "train" / "notes").mkdir()
+    (out / "train" / "notes" / "keep.txt").write_text("mine")
+    synth.generate_dataset(out, sequences=2, frames=10, seed=0, size=(96, 72), overwrite=True)
+    assert (out / "train" / "notes" / "keep.txt").read_text() == "mine"  # not ours: kept
+    assert not (out / "train" / "GOT-10k_Train_000002").exists()  # ours and stale: removed
+    assert synth.read_manifest(out) == {"README.md", "train", "train/list.txt", "train/GOT-10k_Train_000001",
+                                        "val", "val/list.txt", "val/GOT-10k_Val_000001"}
+    # a sequence folder the user put where a bigger synthesis would write is refused before any work
+    (out / "train" / "GOT-10k_Train_000002").mkdir()
+    (out / "train" / "GOT-10k_Train_000002" / "f.jpg").write_bytes(b"user")
+    before = _hashes(out)
+    with pytest.raises(ConfigError, match="GOT-10k_Train_000002 was not made by tracknas synthesis"):
+        synth.generate_dataset(out, sequences=4, frames=10, seed=0, size=(96, 72), overwrite=True)
+    assert _hashes(out) == before

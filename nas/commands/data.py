@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.required = True
     p = sub.add_parser("synth", help="write deterministic synthetic sequences (GOT-10k layout)",
                        description=synth.__doc__.splitlines()[0])
-    p.add_argument("out", metavar="OUT", help="output directory (must be empty unless --force)")
+    p.add_argument("out", metavar="OUT", help="output directory: missing, empty, or made by an earlier synthesis")
     p.add_argument("--sequences", type=int, default=synth.DEFAULT_SEQUENCES,
                    help=f"total sequences, train + val (default {synth.DEFAULT_SEQUENCES})")
     p.add_argument("--frames", type=int, default=synth.DEFAULT_FRAMES,
@@ -45,5 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"share of sequences in val/ (default {synth.DEFAULT_VAL_FRACTION})")
     p.add_argument("--size", default="{}x{}".format(*synth.DEFAULT_SIZE),
                    help="frame size WxH (default %(default)s)")
-    p.add_argument("--force", action="store_true", help="overwrite a non-empty OUT (replaces generated files)")
+    p.add_argument("--force", action="store_true",
+                   help=f"regenerate data synthesis made before (only paths its {synth.MANIFEST} lists are replaced)")
     p.set_defaults(func=_synth)

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from nas.argtypes import folder, int_range
 from nas.data.datasets import DATASET_FORMATS, open_dataset
 from nas.fitness.harness import BACKENDS, METRICS_FILE, PLOT_FILE, run_tracker
 from nas.fitness.scoring import PROTOCOLS
@@ -22,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", required=True, help="dataset root folder")
     parser.add_argument("--format", dest="fmt", choices=DATASET_FORMATS, help="dataset layout (default: detect)")
     parser.add_argument("--split", help="dataset split, e.g. val (GOT-10k default), test, train")
-    parser.add_argument("--results", required=True, metavar="OUT", help="folder for result files, metrics, plot")
-    parser.add_argument("--workers", type=int, default=1, help="sequences tracked in parallel (default 1)")
+    parser.add_argument("--results", required=True, metavar="OUT", type=folder, help="folder for result files, metrics, plot")
+    parser.add_argument("--workers", type=int_range(1, 256), default=1, help="sequences tracked in parallel (default 1)")
     parser.add_argument("--backend", choices=BACKENDS, default="process", help="parallel backend (default process)")
     parser.add_argument("--protocol", choices=PROTOCOLS,
                         help="scoring protocol (default: the dataset's; otb for TrackingNet)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from nas.argtypes import existing_folder
 from nas.data.datasets import DATASET_FORMATS, open_dataset
 from nas.fitness.scoring import PROTOCOLS, score_results
 
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("score", help="score tracking results against a dataset",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="dataset root folder")
-    parser.add_argument("--results", required=True, help="folder of <seq>.txt and <seq>_time.txt files")
+    parser.add_argument("--results", required=True, type=existing_folder, help="folder of <seq>.txt and <seq>_time.txt files")
     parser.add_argument("--protocol", required=True, choices=PROTOCOLS)
     parser.add_argument("--format", dest="fmt", choices=DATASET_FORMATS, help="dataset layout (default: detect)")
     parser.add_argument("--split", help="dataset split, e.g. val (GOT-10k default), test, train")

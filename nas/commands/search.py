@@ -26,14 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _search(args: argparse.Namespace) -> int:
     import nas.raytools  # noqa: F401  (loopback-only Ray must be configured before ray is imported)
-    from nas.config import load_config
+    from nas.config import load_config, validate_run
     from nas.search.job import run_job
 
     if args.workers < 0:
         from nas.errors import ConfigError
 
         raise ConfigError(f"expected --workers >= 0, got {args.workers}", key="--workers")
-    summary = run_job(load_config(args.config), workers=args.workers, address=args.address, resume=args.resume)
+    cfg = load_config(args.config)
+    validate_run(cfg, search=True)
+    summary = run_job(cfg, workers=args.workers, address=args.address, resume=args.resume)
     print(f"best architecture {summary['arch_id']}: {summary['flops'] / 1e6:.1f} MFLOPs, "
           f"{summary['params'] / 1e6:.3f} M params ({summary['evaluated']} candidates evaluated)")
     print(f"run directory {summary['run_dir']}; standalone export {summary['export']}")
@@ -54,12 +56,17 @@ def _search(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from nas.config import RunConfig
     from nas.errors import ConfigError
+    from nas.io import load_json
     from nas.search.job import export_run
 
     saved = args.run_dir / "config.json"
     if not saved.is_file():
         raise ConfigError("not a run directory (config.json is missing)", source=str(args.run_dir))
-    out = export_run(RunConfig.from_dict(json.loads(saved.read_text())), args.arch_id, onnx=args.onnx,
-                     out_dir=args.out)
+    try:
+        cfg = RunConfig.from_dict(load_json(saved, error=ConfigError, what="run config"))
+    except (TypeError, KeyError, AttributeError) as err:
+        raise ConfigError(f"expected the run config tracknas wrote, got one it cannot use ({err})",
+                          source=str(saved)) from None
+    out = export_run(cfg, args.arch_id, onnx=args.onnx, out_dir=args.out)
     print(f"exported to {out}")
     return 0

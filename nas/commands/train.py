@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.argtypes import int_range
+
 
 def add_run_arguments(p: argparse.ArgumentParser, *, workers_help: str, resume_help: str) -> None:
     """CONFIG, --workers, --address, --resume: shared by the commands that run a config."""
     p.add_argument("config", type=Path, help="run config YAML (see nas/config.py; runs/quickstart.yaml)")
-    p.add_argument("--workers", type=int, default=0, help=f"{workers_help}; 0 = in-process (default)")
+    p.add_argument("--workers", type=int_range(0, 256), default=0, help=f"{workers_help}; 0 = in-process (default)")
     p.add_argument("--address", help="join an existing Ray cluster (default: a private loopback instance)")
     p.add_argument("--resume", action="store_true", help=resume_help)
 
@@ -21,10 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     import nas.raytools  # noqa: F401  (loopback-only Ray must be configured before ray is imported)
-    from nas.config import load_config
+    from nas.config import load_config, validate_run
     from nas.train.supernet_trainer import launch, supernet_dir
 
     cfg = load_config(args.config)
+    validate_run(cfg, search=False)
     history = launch(cfg, workers=args.workers, address=args.address, resume=args.resume)
     last = history[-1]
     print(f"supernet trained: {len(history)} epochs, final loss {last['loss']:.4f}; "

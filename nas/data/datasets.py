@@ -26,7 +26,9 @@ import numpy as np
 
 from nas.data.sequence import Sequence
 from nas.errors import DataError
+from nas.io import read_text
 
+MAX_IMAGE_SIDE = 100_000  # pixels; a meta_info.ini resolution beyond this is a typo
 _FIELD_SEPARATOR = re.compile(r"[,\s]+")
 GOT10K_SPLITS = ("train", "val", "test")
 # OTB-100 sequences whose annotated frames are not simply 1..len(groundtruth) (evaluation.md §2).
@@ -133,7 +135,7 @@ def _check_no_extra_frames(folder: Path, n_images: int, n_boxes: int, gt_path: P
 def _read_list(path: Path, key: str) -> list[str]:
     if not path.is_file():
         raise DataError("list.txt is missing", source=str(path), key=key)
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = [line.strip() for line in read_text(path, error=DataError, what="list.txt").splitlines() if line.strip()]
     if not names:
         raise DataError("list.txt lists no sequences; expected one sequence folder name per line",
                         source=str(path), key=key)
@@ -150,12 +152,13 @@ def _read_resolution(path: Path, key: str) -> tuple[int, int]:
             continue
         try:
             width, height = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError, TypeError):
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
             break
-        if all(isinstance(v, (int, float)) and v > 0 for v in (width, height)):
+        if all(isinstance(v, (int, float)) and 0 < v <= MAX_IMAGE_SIDE for v in (width, height)):
             return int(width), int(height)
         break
-    raise DataError("expected a line 'resolution: (W, H)' with two positive numbers", source=str(path), key=key)
+    raise DataError(f"expected a line 'resolution: (W, H)' with two numbers in (0, {MAX_IMAGE_SIDE}]",
+                    source=str(path), key=key)
 
 
 # ------------------------------------------------------------------------------------------ GOT-10k

@@ -18,10 +18,16 @@ region belongs to one split; targets and distractors of a split are only cut fro
 Defaults: 56 sequences (39 train + 17 val) of 60 frames at 320x240, targets 24-80 px (sqrt(w*h));
 about 10 s to generate on one core and ~60 MB, small enough for a full NAS run on two CPU cores.
 Frame 0 always shows the whole target; out-of-view stretches need sequences of >= 20 frames.
+
+Data safety: the generator writes only into a missing or empty directory, or one it marked as its
+own with `.tracknas-synth.json` (the manifest of every path it created, written before any other
+file). Anything else is refused before any work, and `--force` (`overwrite`) replaces or deletes
+only paths the manifest lists, so a real GOT-10k copy is never touched.
 """
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -33,7 +39,7 @@ import cv2
 import numpy as np
 
 from nas.errors import ConfigError
-from nas.io import atomic_write_text
+from nas.io import atomic_write_json, atomic_write_text
 from nas.progress import Progress
 
 DEFAULT_SEQUENCES = 56
@@ -47,8 +53,9 @@ REGION_GRID = 3
 TARGET_FRACTION = (0.1, 1.0 / 3.0)
 # below this visible ratio (or with no pixel above half coverage) a frame is labelled absent
 ABSENT_RATIO = 0.03
-SEQUENCE_DIR = re.compile(r"GOT-10k_(Train|Val)_\d{6}")
 SPLITS = (("train", "Train"), ("val", "Val"))
+MANIFEST = ".tracknas-synth.json"
+MANIFEST_FORMAT = "tracknas.synth/v1"
 
 
 @dataclass(frozen=True)
@@ -557,20 +564,64 @@ def _readme(summary: dict) -> str:
 
 def _check_args(seed: int, sequences: int, frames: int, val_fraction: float, size: tuple[int, int]) -> int:
     """Validate the generator arguments; returns the number of val sequences."""
-    if seed < 0:
-        raise ConfigError(f"must be >= 0, got {seed}", key="seed")
-    if sequences < 1:
-        raise ConfigError(f"must be >= 1, got {sequences}", key="sequences")
-    if frames < 10:
-        raise ConfigError(f"must be >= 10, got {frames}", key="frames")
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"expected an integer in 0..2**32-1, got {seed}", key="seed")
+    if not 1 <= sequences <= 100_000:
+        raise ConfigError(f"expected an integer in 1..100000, got {sequences}", key="sequences")
+    if not 10 <= frames <= 100_000:
+        raise ConfigError(f"expected an integer in 10..100000, got {frames}", key="frames")
     if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"must be in [0, 1), got {val_fraction}", key="val_fraction")
+        raise ConfigError(f"expected a number in [0, 1), got {val_fraction}", key="val_fraction")
     if len(size) != 2 or not all(64 <= int(s) <= 4096 for s in size):
-        raise ConfigError(f"must be W x H with each side in 64..4096, got {size}", key="size")
+        raise ConfigError(f"expected W x H with each side in 64..4096, got {size}", key="size")
     n_val = min(sequences - 1, max(1, round(sequences * val_fraction))) if val_fraction > 0 else 0
     if val_fraction > 0 and n_val < 1:
         raise ConfigError(f"need at least 2 when val_fraction > 0, got {sequences}", key="sequences")
     return n_val
+
+
+def read_manifest(out: Path) -> set[str] | None:
+    """The relative paths synthesis created under `out` (None: no manifest, so nothing there is ours)."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+        files = obj["files"] if isinstance(obj, dict) and obj.get("format") == MANIFEST_FORMAT else None
+    except (OSError, ValueError, RecursionError):
+        files = None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ConfigError(f"{MANIFEST}: expected a {MANIFEST_FORMAT} manifest; not touching this directory",
+                          source=str(out))
+    return set(files)
+
+
+def check_output_dir(out_dir: str | os.PathLike, *, overwrite: bool = False) -> set[str]:
+    """Refuse, in one line, any `out_dir` synthesis may not write into; returns the paths it owns there.
+
+    Allowed: a missing or empty directory, or (with `overwrite`) one whose manifest marks it as ours.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("exists and is not a directory", source=str(out))
+    if not out.is_dir() or not any(out.iterdir()):
+        return set()
+    owned = read_manifest(out)
+    if owned is None:
+        raise ConfigError(f"not empty and not made by tracknas synthesis (no {MANIFEST}); synthetic data is only "
+                          "written into an empty directory, never over existing files, even with --force",
+                          source=str(out))
+    if not overwrite:
+        raise ConfigError("output directory is not empty (use --force to overwrite)", source=str(out))
+    return owned
+
+
+def _planned(counts: dict[str, int]) -> set[str]:
+    """Every path a synthesis with these split sizes creates (relative, '/'-separated)."""
+    paths = {"README.md"}
+    for split, label in SPLITS:
+        paths |= {split, f"{split}/list.txt"} | {f"{split}/GOT-10k_{label}_{i + 1:06d}" for i in range(counts[split])}
+    return paths
 
 
 def generate_dataset(out_dir: str | os.PathLike, *, sequences: int = DEFAULT_SEQUENCES,
@@ -581,18 +632,24 @@ def generate_dataset(out_dir: str | os.PathLike, *, sequences: int = DEFAULT_SEQ
 
     Defaults (56 sequences -> 39 train + 17 val, 60 frames, 320x240) keep a whole NAS run on two
     CPU cores to minutes. Each sequence appears by a single rename and each split's `list.txt` is
-    written last, so an interrupted run never leaves a listed sequence half-written. A non-empty
-    `out_dir` is refused unless `overwrite`, which replaces the generator's own files only.
+    written last, so an interrupted run never leaves a listed sequence half-written. `out_dir` must
+    be missing, empty, or (with `overwrite`) marked as synthesis's own by its manifest; only paths
+    the manifest lists are ever replaced or deleted.
     """
     n_val = _check_args(seed, sequences, frames, val_fraction, tuple(size))
     size = (int(size[0]), int(size[1]))
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError("exists and is not a directory", source=str(out))
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError("output directory is not empty (use --force to overwrite)", source=str(out))
-    pools = split_regions(seed, val_fraction)
+    owned = check_output_dir(out, overwrite=overwrite)
     counts = {"train": sequences - n_val, "val": n_val}
+    planned = _planned(counts)
+    foreign = sorted(p for p in planned - owned if (out / p).exists() and p not in ("train", "val"))
+    if foreign:
+        raise ConfigError(f"{foreign[0]} was not made by tracknas synthesis (not in {MANIFEST}); not overwriting it",
+                          source=str(out))
+    out.mkdir(parents=True, exist_ok=True)
+    # the manifest comes first and covers old and new paths, so an interrupted run stays ours
+    atomic_write_json(out / MANIFEST, {"format": MANIFEST_FORMAT, "files": sorted(owned | planned)})
+    pools = split_regions(seed, val_fraction)
     bar = Progress(sequences, "synth", enabled=progress)
     summary: dict = {"out_dir": str(out), "seed": seed, "frames": frames, "size": size, **counts,
                      "objects": {"train": [], "val": []}}
@@ -612,9 +669,10 @@ def generate_dataset(out_dir: str | os.PathLike, *, sequences: int = DEFAULT_SEQ
             names.append(name)
             bar.update(note=name)
         for stale in split_dir.iterdir():
-            ours = SEQUENCE_DIR.fullmatch(stale.name) or stale.name.startswith(".GOT-10k_")  # + dead temp dirs
+            ours = f"{split}/{stale.name}" in owned or re.fullmatch(r"\.GOT-10k_\w+_\d{6}\..*", stale.name)  # + dead temps
             if stale.is_dir() and ours and stale.name not in names:
                 shutil.rmtree(stale)
         atomic_write_text(split_dir / "list.txt", "".join(f"{n}\n" for n in names))
     atomic_write_text(out / "README.md", _readme(summary))
+    atomic_write_json(out / MANIFEST, {"format": MANIFEST_FORMAT, "files": sorted(planned)})
     return summary

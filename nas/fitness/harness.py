@@ -83,9 +83,14 @@ def track_sequence(factory: TrackerFactory, seq: Sequence, results_dir: str | os
 
 
 def _single_thread() -> None:
-    """One intra-op thread per worker: N workers on N cores instead of N x cores threads."""
+    """One intra-op thread per worker: N workers on N cores instead of N x cores threads; the worker
+    exits when the driver dies."""
     import cv2
     import torch
+
+    from nas.procs import die_with_parent
+
+    die_with_parent()
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import ArchError
-from nas.io import atomic_write_json
+from nas.io import atomic_write_json, load_json
 from nas.space.lighttrack_codec import from_lighttrack_string
 from nas.space.space import Arch, SearchSpace
 
@@ -82,14 +82,7 @@ def arch_from_json(obj: Any, space: SearchSpace | None = None, *, source: str = 
 
 
 def load_arch_json(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ArchError(f"cannot read architecture file ({err.strerror})", source=str(path)) from None
-    except json.JSONDecodeError as err:
-        raise ArchError(f"not valid JSON ({err.msg} at line {err.lineno} column {err.colno})",
-                        source=str(path)) from None
+    return load_json(path, error=ArchError, what="architecture file")
 
 
 def load_arch(path: str | Path, space: SearchSpace | None = None) -> Arch:

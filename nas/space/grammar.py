@@ -22,6 +22,7 @@ An op string is `<type>` followed by `_`-separated options, e.g. `ir_k5_e6_se0.2
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -30,6 +31,14 @@ from nas.errors import SpecError
 OP_TYPES = ("ir", "ds", "sep", "conv", "skip")
 ACTIVATIONS = ("relu", "swish", "hswish")
 _OPTION = re.compile(r"^(se|k|e|s|c|n)(.+)$")
+
+# Documented ranges of every DSL size (search_spaces/README.md): far beyond any tracker, small enough
+# that a typo fails here instead of as an out-of-memory crash when the supernet is built.
+MAX_CHANNELS = 4096
+MAX_KERNEL = 15
+MAX_EXPAND = 16.0
+MAX_DEPTH = 32
+INPUT_SIZE = (16, 2048)
 
 
 @dataclass(frozen=True)
@@ -113,20 +122,23 @@ def parse_op(text: object, *, source: str, key: str) -> OpSpec:
         )
     except ValueError:
         raise SpecError(f"non-numeric option value in {text!r}", source=source, key=key) from None
-    if op.kernel < 1 or op.kernel % 2 == 0:
-        raise SpecError(f"kernel must be an odd positive integer, got {op.kernel} in {text!r}", source=source, key=key)
-    if op.type == "ir" and op.expand < 1:
-        raise SpecError(f"expansion must be >= 1, got {op.expand} in {text!r}", source=source, key=key)
+    if not (1 <= op.kernel <= MAX_KERNEL and op.kernel % 2):
+        raise SpecError(f"expected an odd kernel in 1..{MAX_KERNEL}, got {op.kernel} in {text!r}",
+                        source=source, key=key)
+    if op.type == "ir" and not (math.isfinite(op.expand) and 1 <= op.expand <= MAX_EXPAND):
+        raise SpecError(f"expected an expansion in [1, {MAX_EXPAND:g}], got {op.expand} in {text!r}",
+                        source=source, key=key)
     if op.type != "ir" and "e" in fields:
         raise SpecError(f"expansion 'e' applies to 'ir' ops only, got {text!r}", source=source, key=key)
-    if not 0 <= op.se <= 1:
+    if not (math.isfinite(op.se) and 0 <= op.se <= 1):
         raise SpecError(f"SE ratio must be in (0, 1], got {op.se} in {text!r}", source=source, key=key)
     if op.type == "sep" and op.se:
         raise SpecError(f"'sep' head convs have no SE, got {text!r}", source=source, key=key)
     if op.stride is not None and op.stride not in (1, 2):
         raise SpecError(f"stride must be 1 or 2, got {op.stride} in {text!r}", source=source, key=key)
-    if op.channels is not None and op.channels < 1:
-        raise SpecError(f"channels must be positive, got {op.channels} in {text!r}", source=source, key=key)
+    if op.channels is not None and not 1 <= op.channels <= MAX_CHANNELS:
+        raise SpecError(f"expected channels in 1..{MAX_CHANNELS}, got {op.channels} in {text!r}",
+                        source=source, key=key)
     if op.act is not None and op.act not in ACTIVATIONS:
         raise SpecError(f"unknown activation {op.act!r} in {text!r}; expected one of {', '.join(ACTIVATIONS)}",
                         source=source, key=key)

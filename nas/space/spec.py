@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nas.errors import SpecError
-from nas.space.grammar import OpSpec, parse_op
+from nas.io import load_yaml
+from nas.space.grammar import INPUT_SIZE, MAX_CHANNELS, MAX_DEPTH, MAX_KERNEL, OpSpec, parse_op
 
 SCHEMA_VERSION = 1
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
+MAX_QUANTITY = 10**15  # FLOPs/params bounds
 _QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMG]?)\s*$", re.IGNORECASE)
 
 
@@ -28,8 +29,8 @@ def parse_quantity(value: object, *, source: str = "", key: str = "") -> int:
     if isinstance(value, bool):
         raise SpecError(f"expected a number like 600M or 2000000, got {value!r}", source=source, key=key)
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise SpecError(f"expected a non-negative number, got {value!r}", source=source, key=key)
+        if not (math.isfinite(value) and 0 <= value <= MAX_QUANTITY):
+            raise SpecError(f"expected a number in 0..{MAX_QUANTITY:.0e}, got {value!r}", source=source, key=key)
         return int(value)
     match = _QUANTITY.match(str(value))
     if not match:
@@ -197,16 +198,18 @@ class _Reader:
                 raise self.fail(f"{key}.{name}" if key else name, "missing required key")
         return node
 
-    def integer(self, node: dict, key: str, name: str, *, minimum: int = 1, default: int | None = None) -> int:
+    def integer(self, node: dict, key: str, name: str, *, minimum: int = 1, maximum: int,
+                default: int | None = None) -> int:
         value = node.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(f"{key}.{name}", f"expected an integer >= {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise self.fail(f"{key}.{name}", f"expected an integer in {minimum}..{maximum}, got {value!r}")
         return value
 
-    def number(self, node: dict, key: str, name: str, default: float) -> float:
+    def number(self, node: dict, key: str, name: str, default: float, *, maximum: float) -> float:
+        """A finite number in (0, maximum]."""
         value = node.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(f"{key}.{name}", f"expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= maximum:
+            raise self.fail(f"{key}.{name}", f"expected a finite positive number in (0, {maximum:g}], got {value!r}")
         return float(value)
 
     def text(self, node: dict, key: str, name: str, choices: tuple[str, ...] | None = None,
@@ -240,17 +243,7 @@ class _Reader:
 
 def load_spec_file(path: str | Path) -> SpaceSpec:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise SpecError(f"cannot read search-space file ({err.strerror})", source=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
-        raise SpecError(f"not valid YAML ({getattr(err, 'problem', err)})", source=str(path), key=where) from None
-    return parse_spec(data, source=str(path))
+    return parse_spec(load_yaml(path, error=SpecError, what="search-space file"), source=str(path))
 
 
 def parse_spec(data: Any, *, source: str) -> SpaceSpec:
@@ -264,8 +257,8 @@ def parse_spec(data: Any, *, source: str) -> SpaceSpec:
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
         raise r.fail("name", f"expected lowercase letters, digits, '.', '_' or '-', got {name!r}")
     inputs = r.mapping(top["input"], "input", {"template", "search"}, {"template", "search"})
-    template_size = r.integer(inputs, "input", "template", minimum=16)
-    search_size = r.integer(inputs, "input", "search", minimum=16)
+    template_size = r.integer(inputs, "input", "template", minimum=INPUT_SIZE[0], maximum=INPUT_SIZE[1])
+    search_size = r.integer(inputs, "input", "search", minimum=INPUT_SIZE[0], maximum=INPUT_SIZE[1])
     if search_size < template_size:
         raise r.fail("input.search", f"expected search size >= template size {template_size}, got {search_size}")
     backbone = _parse_backbone(r, top["backbone"])
@@ -288,7 +281,7 @@ def _parse_backbone(r: _Reader, node: Any) -> BackboneSpec:
     se_node = r.mapping(bb.get("se", {}), f"{key}.se", {"gate", "act", "divisor"}, set())
     se = SEConfig(gate=r.text(se_node, f"{key}.se", "gate", ("hard_sigmoid", "sigmoid"), default="hard_sigmoid"),
                   act=r.text(se_node, f"{key}.se", "act", ("relu", "swish", "hswish"), default="relu"),
-                  divisor=r.integer(se_node, f"{key}.se", "divisor", default=8))
+                  divisor=r.integer(se_node, f"{key}.se", "divisor", maximum=64, default=8))
     stem = parse_op(bb["stem"], source=r.source, key=f"{key}.stem")
     if stem.type != "conv" or stem.stride is None or stem.channels is None:
         raise r.fail(f"{key}.stem", f"expected a conv op with stride and channels like 'conv_k3_s2_c16', got {bb['stem']!r}")
@@ -311,7 +304,7 @@ def _parse_backbone(r: _Reader, node: Any) -> BackboneSpec:
         skey = f"{key}.stages[{i}]"
         st = r.mapping(st, skey, {"name", "channels", "depth", "stride", "ops", "first_ops"},
                        {"name", "channels", "depth", "stride", "ops"})
-        stride = r.integer(st, skey, "stride")
+        stride = r.integer(st, skey, "stride", maximum=99)
         if stride not in (1, 2):
             raise r.fail(f"{skey}.stride", f"expected 1 or 2, got {stride}")
         ops = r.op_list(st["ops"], f"{skey}.ops", named)
@@ -326,8 +319,10 @@ def _parse_backbone(r: _Reader, node: Any) -> BackboneSpec:
         missing = [op.label for op in first_ops if op not in ops]
         if missing:
             raise r.fail(f"{skey}.first_ops", f"expected a subset of ops; {missing[0]!r} is not in ops")
-        stages.append(StageSpec(name=r.text(st, skey, "name"), channels=r.integer(st, skey, "channels"),
-                                depth=r.integer(st, skey, "depth"), stride=stride, ops=ops, first_ops=first_ops))
+        stages.append(StageSpec(name=r.text(st, skey, "name"),
+                                channels=r.integer(st, skey, "channels", maximum=MAX_CHANNELS),
+                                depth=r.integer(st, skey, "depth", maximum=MAX_DEPTH), stride=stride, ops=ops,
+                                first_ops=first_ops))
     names = [s.name for s in stages]
     if len(set(names)) != len(names):
         raise r.fail(f"{key}.stages", "stage names must be unique")
@@ -351,19 +346,20 @@ def _parse_backbone(r: _Reader, node: Any) -> BackboneSpec:
 
 def _parse_neck(r: _Reader, node: Any) -> NeckSpec:
     neck = r.mapping(node, "neck", {"type", "channels"}, {"type", "channels"})
-    return NeckSpec(type=r.text(neck, "neck", "type", ("pixelwise",)), channels=r.integer(neck, "neck", "channels"))
+    return NeckSpec(type=r.text(neck, "neck", "type", ("pixelwise",)),
+                    channels=r.integer(neck, "neck", "channels", maximum=MAX_CHANNELS))
 
 
-def _int_choices(r: _Reader, node: dict, key: str, name: str, *, minimum: int = 1,
+def _int_choices(r: _Reader, node: dict, key: str, name: str, *, minimum: int = 1, maximum: int,
                  odd: bool = False) -> tuple[int, ...]:
-    """A non-empty list of distinct integers >= minimum (odd ones when `odd`)."""
+    """A non-empty list of distinct integers in minimum..maximum (odd ones when `odd`)."""
     values = node.get(name)
     if not isinstance(values, list) or not values:
         raise r.fail(f"{key}.{name}", "empty choice list; expected a non-empty list of integers")
     for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum or (odd and v % 2 == 0):
+        if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum or (odd and v % 2 == 0):
             what = "an odd integer" if odd else "an integer"
-            raise r.fail(f"{key}.{name}[{i}]", f"expected {what} >= {minimum}, got {v!r}")
+            raise r.fail(f"{key}.{name}[{i}]", f"expected {what} in {minimum}..{maximum}, got {v!r}")
     if len(set(values)) != len(values):
         raise r.fail(f"{key}.{name}", "choices must be distinct")
     return tuple(values)
@@ -400,7 +396,7 @@ def _parse_heads(r: _Reader, node: Any) -> tuple[AnyHeadSpec, ...]:
 def _parse_tower(r: _Reader, name: str, h: dict, key: str) -> HeadSpec:
     h = r.mapping(h, key, {"type", "channels", "depth", "ops", "first_ops", "outputs", "activation", "scale"},
                   {"type", "channels", "depth", "ops", "outputs"})
-    chans = _int_choices(r, h, key, "channels")
+    chans = _int_choices(r, h, key, "channels", maximum=MAX_CHANNELS)
     ops = r.op_list(h["ops"], f"{key}.ops", {})
     first_ops = r.op_list(h["first_ops"], f"{key}.first_ops", {}) if "first_ops" in h else ops
     for label, group in (("ops", ops), ("first_ops", first_ops)):
@@ -413,18 +409,19 @@ def _parse_tower(r: _Reader, name: str, h: dict, key: str) -> HeadSpec:
     missing = [op.label for op in first_ops if op not in ops]
     if missing:
         raise r.fail(f"{key}.first_ops", f"expected a subset of ops; {missing[0]!r} is not in ops")
-    return HeadSpec(name=name, type="tower", channels=chans, depth=r.integer(h, key, "depth"), ops=ops,
-                    first_ops=first_ops, outputs=r.integer(h, key, "outputs"),
+    return HeadSpec(name=name, type="tower", channels=chans, depth=r.integer(h, key, "depth", maximum=MAX_DEPTH),
+                    ops=ops, first_ops=first_ops, outputs=r.integer(h, key, "outputs", maximum=64),
                     activation=r.text(h, key, "activation", ("none", "relu"), default="none"),
-                    scale=r.number(h, key, "scale", 1.0))
+                    scale=r.number(h, key, "scale", 1.0, maximum=1e6))
 
 
 def _parse_dimp(r: _Reader, name: str, h: dict, key: str) -> DiMPHeadSpec:
     h = r.mapping(h, key, {"type", "feature_dim", "filter_size", "num_iter"},
                   {"type", "feature_dim", "filter_size", "num_iter"})
-    return DiMPHeadSpec(name=name, type="dimp", feature_dim=_int_choices(r, h, key, "feature_dim"),
-                        filter_size=_int_choices(r, h, key, "filter_size", odd=True),
-                        num_iter=_int_choices(r, h, key, "num_iter", minimum=0))
+    return DiMPHeadSpec(name=name, type="dimp",
+                        feature_dim=_int_choices(r, h, key, "feature_dim", maximum=MAX_CHANNELS),
+                        filter_size=_int_choices(r, h, key, "filter_size", maximum=MAX_KERNEL, odd=True),
+                        num_iter=_int_choices(r, h, key, "num_iter", minimum=0, maximum=20))
 
 
 def _parse_gradnet(r: _Reader, name: str, h: dict, key: str) -> GradNetHeadSpec:
@@ -436,15 +433,12 @@ def _parse_gradnet(r: _Reader, name: str, h: dict, key: str) -> GradNetHeadSpec:
         raise r.fail(f"{key}.hidden", "expected a non-empty list of stage names (or 'stem')")
     if len(set(hidden)) != len(hidden):
         raise r.fail(f"{key}.hidden", "choices must be distinct")
-    weight = r.number(h, key, "weight", 0.15)
-    if not 0.0 < weight <= 1.0:
-        raise r.fail(f"{key}.weight", f"expected a number in (0, 1], got {weight}")
-    grad_scale = None if h.get("grad_scale", "rms") == "rms" else r.number(h, key, "grad_scale", 0.0)
-    if grad_scale is not None and not grad_scale > 0:
-        raise r.fail(f"{key}.grad_scale", f"expected 'rms' or a positive number, got {grad_scale}")
+    weight = r.number(h, key, "weight", 0.15, maximum=1.0)
+    grad_scale = None if h.get("grad_scale", "rms") == "rms" else r.number(h, key, "grad_scale", 1.0, maximum=1e9)
     return GradNetHeadSpec(name=name, type="gradnet", hidden=tuple(hidden),
-                           kernel=_int_choices(r, h, key, "kernel", odd=True),
-                           width=_int_choices(r, h, key, "width"), interval=_int_choices(r, h, key, "interval"),
+                           kernel=_int_choices(r, h, key, "kernel", maximum=MAX_KERNEL, odd=True),
+                           width=_int_choices(r, h, key, "width", maximum=MAX_CHANNELS),
+                           interval=_int_choices(r, h, key, "interval", maximum=10_000),
                            weight=weight, grad_scale=grad_scale)
 
 
@@ -458,7 +452,7 @@ def _parse_constraints(r: _Reader, node: Any) -> dict[str, Bounds]:
         presets[str(pname)] = Bounds(
             flops=parse_quantity(b["flops"], source=r.source, key=f"{key}.flops") if "flops" in b else None,
             params=parse_quantity(b["params"], source=r.source, key=f"{key}.params") if "params" in b else None,
-            latency_ms=r.number(b, key, "latency_ms", 0.0) if "latency_ms" in b else None)
+            latency_ms=r.number(b, key, "latency_ms", 0.0, maximum=1e6) if "latency_ms" in b else None)
     return presets
 
 

@@ -269,7 +269,9 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
     from nas.raytools import init_ray
     import ray
     from ray.train import RunConfig as RayRunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchTrainer
+
+    from nas.raytrain import torch_config
 
     cuda = torch.cuda.is_available()
     started = init_ray(address=address, num_cpus=None if address else workers)
@@ -277,7 +279,7 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
         trainer = TorchTrainer(
             _ray_worker, train_loop_config={"run": cfg.to_dict(), "resume": resume},
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=cuda, resources_per_worker={"CPU": _WORKER_CPUS}),
-            torch_config=TorchConfig(backend="nccl" if cuda else "gloo"),
+            torch_config=torch_config("nccl" if cuda else "gloo", address),
             run_config=RayRunConfig(name=f"train-supernet-{uuid.uuid4().hex[:8]}",
                                     storage_path=str((supernet_dir(cfg) / "ray").resolve())))
         result = trainer.fit()
