@@ -24,7 +24,7 @@ supernet:
   weight_decay: 0.0001           # sgd: L2 penalty; adamw: decoupled decay
   freeze_backbone_epochs: 0      # backbone frozen (BN in eval) for the first N epochs
   backbone_lr_mult: 1.0          # backbone lr factor (LightTrack: 0.1 with a pretrained backbone)
-  path_sampler: uniform          # uniform | fair | sandwich
+  path_sampler: uniform          # uniform | fair | sandwich | anchored (every other step: the reference arch)
   weight_sharing: none           # none (LightTrack) | kernel: kernel-size variants share their 1x1 convs, BN, SE
   bounds: {flops: 600M, params: 2M}   # optional: train only paths inside this window
   schedule: {schedule: uniform, max_gap: 100}   # or {schedule: sstrack, ...}
@@ -49,6 +49,7 @@ search:                          # see nas/search/state.py SearchSettings
   generations: 20
   bounds: {preset: default}      # a constraint preset of the space, or {flops: 600M, params: 2M}
   objectives: [fitness, flops]   # NSGA-II objectives and the reported Pareto front
+  seed_reference: false          # put the space's reference architecture into generation 0
 ```
 """
 from __future__ import annotations
@@ -126,6 +127,7 @@ class SearchConfig:
     max_retries: int = 10
     bounds: dict = field(default_factory=lambda: {"preset": "default"})
     objectives: list = field(default_factory=lambda: ["fitness", "flops"])
+    seed_reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,7 @@ FITNESS_COUNTS = {"bn_batches": (1, MAX_COUNT), "bn_batch_size": (1, 65_536), "m
                   "final_subsets": (1, 100)}
 SEARCH_COUNTS = {"population": (1, 100_000), "top_k": (1, 100_000), "mutations": (0, 100_000),
                  "crossovers": (0, 100_000), "generations": (1, 100_000), "max_retries": (0, 1000)}
-PATH_SAMPLERS = ("uniform", "fair", "sandwich")
+PATH_SAMPLERS = ("uniform", "fair", "sandwich", "anchored")
 FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc"), "tracker_preset": ("default", "vot2019")}
 SEARCH_CHOICES = {"algorithm": ("evolution", "nsga2", "random")}
 SYNTHESIZE_KEYS = {"sequences": int, "frames": int, "seed": int, "val_fraction": float, "size": list}

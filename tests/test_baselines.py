@@ -16,7 +16,7 @@ import yaml
 from nas.cli import main
 from nas.data.datasets import open_dataset
 from nas.fitness.baselines import (
-    BASELINE_NAMES, SUBNET_NAME, TABLE_JSON, TABLE_MD, SPEED_PLOT, CURVES_PLOT, baseline_specs, compare,
+    BASELINE_NAMES, IDENTITY_NAME, SUBNET_NAME, TABLE_JSON, TABLE_MD, SPEED_PLOT, CURVES_PLOT, baseline_specs, compare,
     frame_cost, parse_baseline_config)
 from nas.fitness.metrics import rect_iou
 from nas.fitness.results import read_sequence_result
@@ -71,13 +71,16 @@ def _check_results(rows: list[dict], sequences: list) -> None:
         assert metrics["auc"] == pytest.approx(row["auc"])
         for key in ("auc", "precision", "ao", "sr50"):
             assert 0.0 <= row[key] <= 1.0, (row["name"], key)
+        if row["name"] == IDENTITY_NAME:  # the floor: the first box everywhere, no network
+            assert (boxes == boxes[0]).all() and row["params"] == row["flops"] == 0
+            continue
         assert row["fps"] > 0 and row["params"] > 0 and row["flops"] > 0, row["name"]
 
 
 def test_cli_writes_one_table_with_every_tracker(cli_run, tiny_data):
     code, stdout, out, _ = cli_run
     assert code == 0
-    names = [*BASELINE_NAMES, SUBNET_NAME]
+    names = [IDENTITY_NAME, *BASELINE_NAMES, SUBNET_NAME]
     table = json.loads((out / TABLE_JSON).read_text())
     assert [row["name"] for row in table["rows"]] == names
     assert table["num_sequences"] == 2 and table["max_frames"] == MAX_FRAMES
@@ -140,7 +143,7 @@ def test_every_baseline_runs_in_the_harness_on_crossing(cli_run, otb_root, tmp_p
     specs, notes = baseline_specs(CONFIG, checkpoints)
     sequences = [open_dataset(otb_root, "otb")[0].head(15)]
     rows = compare(specs, sequences, tmp_path, backend="serial", progress=False, notes=notes)
-    assert [row["name"] for row in rows] == list(BASELINE_NAMES)
+    assert [row["name"] for row in rows] == [IDENTITY_NAME, *BASELINE_NAMES]
     _check_results(rows, sequences)
     # OTB has no cover labels: AO / SR0.5 are over every frame after the first, IoU bounded by the image
     seq = sequences[0]

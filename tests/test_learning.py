@@ -43,7 +43,7 @@ def test_a_fixed_subnet_fits_one_batch_well_below_chance(tiny_data, tmp_path):
     batch = _batch(tiny_data, "train", 8, seed=5)
     labels = batch["labels"][model.stride]
     cfg = load_config(write_train_config(tmp_path / "c.yaml", tiny_data, tmp_path / "run", optimizer="adamw",
-                                         lr=3e-3, weight_decay=1e-4))
+                                         lr=1e-2, weight_decay=1e-4))
     optimizer = make_optimizer(cfg.supernet, [{"params": list(model.parameters())}])
     history = []
     for _ in range(60):

@@ -239,3 +239,18 @@ def test_settings_are_validated_with_one_line_errors():
     assert SearchSettings.from_json(SearchSettings(bounds=TINY_BOUNDS).to_json()) == SearchSettings(bounds=TINY_BOUNDS)
     with pytest.raises(ConfigError, match="at least one child"):
         SearchSettings(mutations=0, crossovers=0)
+
+
+def test_seed_architectures_are_evaluated_in_generation_zero(tmp_path):
+    """A seeded search (e.g. with the space's reference architecture) evaluates the seed first and keeps
+    the population size; infeasible seeds are dropped, not evaluated."""
+    space = load_space(TINY_SPACE)
+    target = ToyFitness(TINY_SPACE, seed=3, bounds=TINY_BOUNDS).target  # the toy optimum, fitness 1.0
+    table = cost_table(space)
+    rng = random.Random(0)
+    infeasible = next(a for a in (Arch(space, tuple(rng.randrange(int(c)) for c in space.cardinalities))
+                                  for _ in range(2000)) if table.flops(a) > TINY_BOUNDS.flops)
+    result = toy_search(tmp_path / "seeded.json", generations=1, seeds=(target.genotype, infeasible.genotype))
+    assert len(result.evaluated) == SMALL["population"]
+    assert target.arch_id in result.evaluated and infeasible.arch_id not in result.evaluated
+    assert result.best.arch_id == target.arch_id and result.best.fitness == 1.0

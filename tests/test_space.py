@@ -157,3 +157,22 @@ def test_a_new_space_needs_no_python(tmp_path):
         side = 192 // model.stride
         assert set(out) == {"cls", "reg", "ctr"}
         assert out["reg"].shape == (1, 4, side, side)
+
+
+def test_quickstart_space_holds_lighttrack_mobile_as_its_reference():
+    """lighttrack-quick fixes head widths and stride-16 outputs; its reference is LightTrack-Mobile itself
+    (same cost as the official path string in the paper's space), and the quickstart config uses it."""
+    from nas.config import load_config
+    from nas.cost.table import cost_table
+    from nas.space import from_lighttrack_string
+    from nas.space.arch import reference_arch
+    from conftest import LIGHTTRACK_MOBILE, REPO
+
+    quick, mobile = load_space("lighttrack-quick"), load_space("lighttrack-mobile")
+    name, ref = reference_arch(quick)
+    official = from_lighttrack_string(mobile, LIGHTTRACK_MOBILE)
+    assert name == reference_arch(mobile)[0] == "LightTrack-Mobile"
+    assert cost_table(quick).cost(ref) == cost_table(mobile).cost(official)
+    assert {k: v for k, v in ref.choices.items()} == {k: v for k, v in official.choices.items()}
+    cfg = load_config(REPO / "runs" / "quickstart.yaml")
+    assert cfg.space == "lighttrack-quick" and cfg.search.seed_reference

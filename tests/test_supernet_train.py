@@ -19,6 +19,7 @@ from nas.data.pairs import PairSampler, collate
 from nas.errors import ConfigError
 from nas.io import torch_load
 from nas.space import Bounds, load_space
+from nas.space.arch import reference_arch
 from nas.supernet import Supernet
 from nas.config import load_config
 from nas.train.losses import balanced_bce, iou_loss, tracking_loss
@@ -76,6 +77,10 @@ def test_path_samplers():
     low, high = table.extremes()["flops"]
     assert table.flops(sandwich(0)) == high and table.flops(sandwich(1)) == low
     assert table.flops(sandwich(4)) == high
+    anchored = PathSampler(space, "anchored", seed=3)
+    reference = reference_arch(space)[1]
+    assert all(anchored(s) == reference for s in range(0, 20, 2))  # every other step: the space's reference
+    assert len({anchored(s).arch_id for s in range(1, 40, 2)}) > 10  # the others uniform
     bounded = PathSampler(space, "uniform", Bounds(flops=9_000_000), seed=3)
     assert all(table.flops(bounded(s)) <= 9_000_000 for s in range(30))
     with pytest.raises(ConfigError, match="fair sampling"):

@@ -70,6 +70,7 @@ from trackers.metartt.training import train_metartt
 
 BASELINE_NAMES = ("lighttrack-mobile", "siamfc-gradnet", "metartt", "metartt-pruned", "dimp")
 SUBNET_NAME = "lighttrack-subnet"
+IDENTITY_NAME = "identity"  # the do-nothing floor, first in every table
 TABLE_JSON, TABLE_MD, SPEED_PLOT, CURVES_PLOT = ("baselines.json", "baselines.md", "speed_accuracy.png",
                                                  "success_precision.png")
 
@@ -260,7 +261,7 @@ def baseline_specs(config: BaselineConfig, checkpoints: dict[str, Path | None], 
                               for name in ("siamfc-gradnet", "metartt", "dimp"))
     trained = lambda path: "random init" if path is None else f"trained: {path}"  # noqa: E731
     specs: dict[str, TrackerFactory] = {
-        "identity": IdentityTracker,
+        IDENTITY_NAME: IdentityTracker,
         "lighttrack-mobile": LightTrackSpec("lighttrack-mobile", seed=config.seed),
         "siamfc-gradnet": GradNetSpec(gradnet, config.gradnet_tracker(), config.gradnet_net(), seed=config.seed),
         "metartt": MetaRTTSpec(metartt, config.metartt_tracker(), False, config.metartt_net(), seed=config.seed),
@@ -268,7 +269,7 @@ def baseline_specs(config: BaselineConfig, checkpoints: dict[str, Path | None], 
                                       seed=config.seed, name="metartt-pruned"),
         "dimp": DiMPSpec(dimp, config.dimp_tracker(), config.dimp_train().net, seed=config.seed),
     }
-    notes = {"identity": "the first box on every frame (the do-nothing floor)",
+    notes = {IDENTITY_NAME: "the first box on every frame (the do-nothing floor)",
              "lighttrack-mobile": "random init (no trained weights)" + ("" if subnet else "; stands in for the subnet"),
              "siamfc-gradnet": trained(gradnet), "metartt": trained(metartt), "metartt-pruned": trained(metartt),
              "dimp": trained(dimp)}
@@ -437,8 +438,12 @@ def plot_speed_accuracy(rows: list[dict], out_png: str | os.PathLike, metric: st
     fig = Figure(figsize=(6.4, 4.6))
     ax = fig.subplots()
     for r in rows:
+        if r["name"] == IDENTITY_NAME:  # the floor: a line, it has no speed of its own
+            ax.axhline(r[metric], color="k", linestyle="--", linewidth=1, label=f"identity floor {r[metric]:.3f}")
+            ax.legend(loc="lower right", fontsize=8)
+            continue
         fps = r["fps"] or float("nan")
-        ax.scatter(fps, r[metric], s=30 + 120 * r["flops"] / max(row["flops"] for row in rows))
+        ax.scatter(fps, r[metric], s=30 + 120 * r["flops"] / max(max(row["flops"] for row in rows), 1))
         ax.annotate(r["name"], (fps, r[metric]), textcoords="offset points", xytext=(5, 5), fontsize=8)
     ax.set(xscale="log", xlabel="speed (FPS, tracker time, log scale)", ylabel=metric.upper(),
            title=f"Speed vs {metric.upper()} (marker area ~ FLOPs/frame)", ylim=(0, 1))

@@ -116,7 +116,11 @@ class _Search:
         gen, settings = self.state.generation, self.settings
         seen = set(self.state.evaluated)
         if gen == 0:
-            return self.variation.random_batch(settings.population, rng_for(settings.seed, 0, "init"), seen)
+            seeds = [g for g in dict.fromkeys(settings.seeds) if self.arch_id(g) not in seen
+                     and settings.bounds.admits(self.table.cost(Arch(self.space, g)))][: settings.population]
+            seen |= {self.arch_id(g) for g in seeds}
+            return seeds + self.variation.random_batch(settings.population - len(seeds),
+                                                       rng_for(settings.seed, 0, "init"), seen)
         count = settings.mutations + settings.crossovers
         if settings.algorithm == "random":
             return self.variation.random_batch(count, rng_for(settings.seed, gen, "fill"), seen)

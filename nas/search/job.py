@@ -47,10 +47,17 @@ def search_settings(cfg: RunConfig, space: SearchSpace) -> SearchSettings:
             raise ConfigError(f"unknown constraint preset {preset!r}; the space declares "
                               f"{', '.join(space.constraints) or 'none'}", source=cfg.source, key="search.bounds.preset")
         base = space.constraints[preset]
+    seeds: tuple = ()
+    if sc.seed_reference:
+        reference = reference_arch(space)
+        if reference is None:
+            raise ConfigError(f"space {space.name!r} names no reference architecture to seed the search with",
+                              source=cfg.source, key="search.seed_reference")
+        seeds = (reference[1].genotype,)
     return SearchSettings(population=sc.population, top_k=sc.top_k, mutations=sc.mutations, crossovers=sc.crossovers,
                           mutation_prob=sc.mutation_prob, generations=sc.generations, seed=cfg.seed,
                           bounds=replace(base, **bounds), algorithm=sc.algorithm, objectives=tuple(sc.objectives),
-                          max_retries=sc.max_retries)
+                          max_retries=sc.max_retries, seeds=seeds)
 
 
 def fitness_spec(cfg: RunConfig, threads: int | None = None) -> FitnessSpec:

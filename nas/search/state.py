@@ -46,6 +46,7 @@ class SearchSettings:
     algorithm: str = "evolution"
     objectives: tuple[str, ...] = ("fitness", "flops")  # NSGA-II objectives; also the reported Pareto front
     max_retries: int = 10
+    seeds: tuple[Genotype, ...] = ()  # known architectures placed in generation 0 (e.g. the space's reference)
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -69,7 +70,7 @@ class SearchSettings:
         return tuple(OBJECTIVE_WEIGHTS[o] for o in self.objectives)
 
     def to_json(self) -> dict:
-        return {**asdict(self), "objectives": list(self.objectives)}
+        return {**asdict(self), "objectives": list(self.objectives), "seeds": [list(g) for g in self.seeds]}
 
     @classmethod
     def from_json(cls, obj: dict) -> "SearchSettings":
@@ -78,7 +79,8 @@ class SearchSettings:
         if unknown:
             raise ConfigError(f"unknown settings {sorted(unknown)}", key="search")
         return cls(**{**obj, "bounds": Bounds(**obj.get("bounds", {})),
-                      "objectives": tuple(obj.get("objectives", cls.objectives))})
+                      "objectives": tuple(obj.get("objectives", cls.objectives)),
+                      "seeds": tuple(tuple(int(v) for v in g) for g in obj.get("seeds", ()))})
 
 
 @dataclass

@@ -8,6 +8,11 @@
 - `sandwich` (BigNAS-style): steps cycle largest, smallest, uniform, uniform, where largest and
   smallest are the architectures of maximum and minimum FLOPs (exact without a window; inside a
   window, the smallest is exact and the largest is the heaviest of 512 feasible draws).
+- `anchored` (a prioritized path, as Cream's board or BigNAS's anchor): every other step trains the
+  space's reference architecture (the DSL `reference`; the largest one when the space names none),
+  the others are uniform. The anchor path trains at half the rate of a standalone model and lifts the
+  weights every path shares with it, which is what lets a minutes-long run produce a supernet
+  whose paths track; the search is seeded with the same architecture so it is never lost.
 
 Every sampler is a pure function of (seed, step): all data-parallel workers draw the same path
 without communicating, and a resumed run draws exactly the paths the uninterrupted run would.
@@ -17,10 +22,11 @@ from __future__ import annotations
 import numpy as np
 
 from nas.errors import ConfigError
+from nas.space.arch import reference_arch
 from nas.space.space import Arch, SearchSpace
 from nas.space.spec import Bounds
 
-SAMPLERS = ("uniform", "fair", "sandwich")
+SAMPLERS = ("uniform", "fair", "sandwich", "anchored")
 
 
 class PathSampler:
@@ -35,6 +41,9 @@ class PathSampler:
         self.bounds = bounds if bounded else None
         if kind == "sandwich":
             self._extremes = self._largest_and_smallest()
+        if kind == "anchored":
+            reference = reference_arch(space)
+            self._anchor = reference[1] if reference else self._largest_and_smallest()[0]
 
     def __call__(self, step: int) -> Arch:
         rng = np.random.default_rng([self.seed, 7, int(step)])
@@ -42,6 +51,8 @@ class PathSampler:
             return self._fair(step)
         if self.kind == "sandwich" and step % 4 < 2:
             return self._extremes[step % 4]
+        if self.kind == "anchored" and step % 2 == 0:
+            return self._anchor
         return self.space.sample(rng, self.bounds)
 
     def _fair(self, step: int) -> Arch:
