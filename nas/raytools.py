@@ -41,3 +41,11 @@ def init_ray(*, address: str | None = None, num_cpus: int | None = None,
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver,
              _temp_dir=None if temp_dir is None else str(os.path.abspath(temp_dir)))
     return True
+
+
+def ray_log_dir() -> str:
+    """Where this process's Ray writes its logs (workers' and controllers' output when not forwarded)."""
+    from ray._private import worker
+
+    node = getattr(worker, "_global_node", None)
+    return node.get_logs_dir_path() if node is not None else "the Ray head's session directory"

@@ -20,11 +20,14 @@ FLOPs, schedule log).
 from __future__ import annotations
 
 import json
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -135,9 +138,11 @@ def supernet_target(cfg: RunConfig) -> TrainTarget:
 
 
 def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, world: int = 1,
-          resume: bool = False, report: Callable[[dict], Any] | None = None, progress: bool = True) -> list[dict]:
+          resume: bool = False, report: Callable[[dict], Any] | None = None, progress: bool = True,
+          log: TextIO | None = None) -> list[dict]:
     """Train `target` (default: the config's supernet) with the config's `supernet` hyper-parameters;
-    returns the per-epoch history (identical on every rank)."""
+    returns the per-epoch history (identical on every rank). Rank 0 writes progress and epoch lines to
+    `log` (default: the terminal)."""
     sc = cfg.supernet
     shards = max(sc.shards, world)
     if shards % world or sc.batch_size % shards:
@@ -171,7 +176,7 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
             schedule.load_state_dict(state["schedule"])
         history, start_epoch = list(state["history"]), int(state["epoch"])
         if rank == 0:
-            print(f"resuming {label} training after epoch {start_epoch}", flush=True)
+            print(f"resuming {label} training after epoch {start_epoch}", file=log or sys.stdout, flush=True)
 
     from nas.cost.table import cost_table
 
@@ -189,7 +194,8 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
         _set_backbone_frozen(model, frozen)
         optimizer.param_groups[0]["lr"] = lr * sc.backbone_lr_mult
         optimizer.param_groups[1]["lr"] = lr
-        bar = Progress(steps, f"{label} epoch {epoch + 1}/{sc.epochs}", enabled=progress and rank == 0, interval=5.0)
+        bar = Progress(steps, f"{label} epoch {epoch + 1}/{sc.epochs}", enabled=progress and rank == 0, interval=5.0,
+                       stream=log)
         losses, cls_parts, reg_parts, flops, bins, ious = [], [], [], [], [], []
         for step in range(steps):
             arch = paths(epoch * steps + step)
@@ -234,7 +240,7 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
                                "space_hash": space.hash, "config": cfg.to_dict()}, out_dir / CHECKPOINT)
             atomic_write_json(out_dir / HISTORY, history)
             print(f"epoch {epoch + 1}/{sc.epochs}: loss {record['loss']:.4f} (cls {record['cls']:.4f}, "
-                  f"reg {record['reg']:.4f}) lr {lr:.2e} {record['seconds']:.1f}s", flush=True)
+                  f"reg {record['reg']:.4f}) lr {lr:.2e} {record['seconds']:.1f}s", file=log or sys.stdout, flush=True)
         if report is not None:
             report({k: v for k, v in record.items() if not isinstance(v, dict)})
     return history
@@ -245,13 +251,51 @@ _WORKER_CPUS = 1
 says, so N workers never oversubscribe N CPUs and results do not depend on the environment."""
 
 
+PROGRESS_LOG = "progress.log"
+"""Rank 0's progress and epoch lines during a Ray run; the driver relays them to the terminal, so Ray's
+own worker and controller output can stay in Ray's log files (`log_to_driver=False`)."""
+
+
 def _ray_worker(config: dict) -> None:
     import ray.train
 
     torch.set_num_threads(_WORKER_CPUS)
     ctx = ray.train.get_context()
-    train(RunConfig.from_dict(config["run"]), rank=ctx.get_world_rank(), world=ctx.get_world_size(),
-          resume=config["resume"], report=ray.train.report)
+    cfg = RunConfig.from_dict(config["run"])
+    rank = ctx.get_world_rank()
+    path = supernet_dir(cfg) / PROGRESS_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") if rank == 0 else open(os.devnull, "w") as log:
+        train(cfg, rank=rank, world=ctx.get_world_size(), resume=config["resume"], report=ray.train.report, log=log)
+
+
+class _Relay(threading.Thread):
+    """Copies lines appended to `path` (rank 0's progress log) to `stream` until stopped."""
+
+    def __init__(self, path: Path, stream: TextIO):
+        super().__init__(daemon=True)
+        self.path, self.stream, self.done = path, stream, threading.Event()
+        self.offset = path.stat().st_size if path.is_file() else 0
+
+    def pump(self) -> None:
+        if self.path.is_file():
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                fh.seek(self.offset)
+                text = fh.read()
+            cut = text.rfind("\n") + 1  # only whole lines
+            if cut:
+                self.stream.write(text[:cut])
+                self.stream.flush()
+                self.offset += len(text[:cut].encode("utf-8"))
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            self.pump()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+        self.pump()
 
 
 def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False) -> list[dict]:
@@ -266,7 +310,7 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
         return train(cfg, resume=resume)
     import uuid
 
-    from nas.raytools import init_ray
+    from nas.raytools import init_ray, ray_log_dir
     import ray
     from ray.train import RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -274,7 +318,10 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
     from nas.raytrain import torch_config
 
     cuda = torch.cuda.is_available()
-    started = init_ray(address=address, num_cpus=None if address else workers)
+    started = init_ray(address=address, num_cpus=None if address else workers, log_to_driver=False)
+    relay = _Relay(supernet_dir(cfg) / PROGRESS_LOG, sys.stderr)
+    relay.start()
+    print(f"training on {workers} Ray workers (Ray's own logs: {ray_log_dir()})", flush=True)
     try:
         trainer = TorchTrainer(
             _ray_worker, train_loop_config={"run": cfg.to_dict(), "resume": resume},
@@ -286,6 +333,7 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
         if result.error is not None:
             raise TrackNASError(f"supernet training failed on a Ray worker: {result.error}")
     finally:
+        relay.stop()
         if started:
             ray.shutdown()
     return json.loads((supernet_dir(cfg) / HISTORY).read_text())
