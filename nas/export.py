@@ -44,7 +44,13 @@ def load_export(export_dir: str | Path) -> tuple[Arch, LightTrackSubnet]:
     space = load_space(export_dir / SPACE_FILE)
     arch = load_arch(export_dir / ARCH_FILE, space)
     model = build_subnet(space, arch)
-    model.load_state_dict(torch_load(export_dir / MODEL_FILE))
+    state = torch_load(export_dir / MODEL_FILE)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"weights do not fit the architecture in {ARCH_FILE} ({first[:200]})",
+                          source=str(export_dir / MODEL_FILE)) from None
     return arch, model.eval()
 
 

@@ -122,6 +122,17 @@ def test_rerunning_without_resume_is_refused_and_resume_is_a_no_op(finished_run,
     before = (run / "search" / "state.json").read_text()
     assert main(["search", config, "--resume"]) == 0
     assert json.loads((run / "search" / "state.json").read_text())["evaluated"] == json.loads(before)["evaluated"]
+    # the last line states the supernet's cls loss, the best against identity (fitness subset and all trials)
+    # and the reference architecture, with the numbers of best.json
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    best = json.loads((run / "best.json").read_text())
+    refs = best["references"]
+    assert last.startswith("supernet cls loss ") and "(chance 0.693)" in last
+    assert f"best fitness {best['fitness_by_subset'][0]:.4f} on the fitness subset = " in last
+    ratio = best["fitness_by_subset"][0] / refs["identity"]["fitness_by_subset"][0]
+    assert f"{ratio:.2f}x identity {refs['identity']['fitness_by_subset'][0]:.4f}" in last
+    assert f"over all 4 trials {best['fitness']:.4f} +- {best['fitness_std']:.4f}" in last
+    assert f"reference tiny-ref {refs['reference_arch']['fitness_by_subset'][0]:.4f}" in last
 
 
 def test_latency_objective_is_measured_by_the_fitness(finished_run):

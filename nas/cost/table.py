@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
@@ -330,9 +331,13 @@ def _table_for(space_hash: str, space: SearchSpace) -> CostTable:
         try:
             data = json.loads(path.read_text())
             if data.get("space_hash") == space.hash and data.get("version") == TABLE_VERSION:
-                return CostTable(space, data)
-        except (OSError, json.JSONDecodeError):
-            pass  # a corrupt cache entry is rebuilt below
+                table = CostTable(space, data)
+                table.cost(Arch(space, tuple(0 for _ in space.genes)))  # a damaged entry fails here, not later
+                return table
+            raise ValueError("made for another space or table version")
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            print(f"warning: {path}: unusable cost-table cache ({type(exc).__name__}); rebuilding it",
+                  file=sys.stderr, flush=True)
     table = CostTable.build(space)
     try:
         atomic_write_json(path, table.data, indent=None)

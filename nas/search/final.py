@@ -37,10 +37,13 @@ class Trials:
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Mean and (population) standard deviation of `fitness` over trials, plus the per-trial values."""
+    """Mean and (population) standard deviation of `fitness` over trials, the mean per validation subset
+    (index = subset; subset 0 is the search's fitness subset), plus the per-trial values."""
     values = np.array([r["fitness"] for r in runs], dtype=np.float64)
+    subsets = sorted({r["subset"] for r in runs})
+    by_subset = [float(np.mean([r["fitness"] for r in runs if r["subset"] == k])) for k in subsets]
     return {"fitness": float(values.mean()), "fitness_std": float(values.std()),
-            "fitness_search": float(values[0]), "trials": runs}
+            "fitness_search": float(values[0]), "fitness_by_subset": by_subset, "trials": runs}
 
 
 def _trial_record(trial: dict, metrics: dict) -> dict:

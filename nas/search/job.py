@@ -25,7 +25,7 @@ from nas.config import RunConfig
 from nas.errors import ConfigError
 from nas.export import arch_json_from_run, write_export
 from nas.fitness.supernet_fitness import FitnessSpec, SupernetFitness, identity_scores
-from nas.io import atomic_write_json, torch_load
+from nas.io import atomic_write_json, load_json, torch_load
 from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, run_search
 from nas.search.final import Trials, final_ranking
 from nas.search.report import write_reports
@@ -76,7 +76,7 @@ def _check_run_dir(cfg: RunConfig, resume: bool) -> Path:
         if not resume:
             raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or "
                               "choose another name/output", source=cfg.source, key="name")
-        previous = json.loads(saved.read_text())
+        previous = load_json(saved, error=ConfigError, what="run config (JSON)")
         ignored = {"source"}
         if {k: v for k, v in previous.items() if k not in ignored} != \
                 {k: v for k, v in cfg.to_dict().items() if k not in ignored}:
@@ -128,7 +128,8 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
     best = json.loads((run_dir / "best.json").read_text())
     history = json.loads((supernet_dir(cfg) / HISTORY).read_text())
     return {"run_dir": str(run_dir), "export": str(export), "arch_id": best["arch_id"], "fitness": best["fitness"],
-            "fitness_std": best["fitness_std"], "references": best["references"],
+            "fitness_std": best["fitness_std"], "fitness_by_subset": best["fitness_by_subset"], "trials": best["trials"],
+            "references": best["references"],
             "flops": best["cost"]["flops"], "params": best["cost"]["params"], "evaluated": len(result.evaluated),
             "supernet_cls": history[-1]["cls"]}
 

@@ -4,6 +4,7 @@ floors; accuracy vs FLOPs with the Pareto front). All files are written atomical
 
 With a final re-scoring (`nas.search.final`), best.json is the pick by mean fitness over the trials:
 `fitness` is that mean, `fitness_std` its spread, `fitness_search` the value the search ranked by,
+`fitness_by_subset` the mean per validation subset (subset 0 is the search's fitness subset),
 `trials` the per-trial scores, and `references` the identity tracker and the reference architecture
 scored on exactly the same trials. `metrics` stay those of the search's own evaluation."""
 from __future__ import annotations
@@ -45,12 +46,12 @@ def _final_best(space: SearchSpace, result: SearchResult, final: dict, provenanc
     candidate = Candidate.of(pick["arch_id"], result.evaluated[pick["arch_id"]])
     body = candidate_json(space, candidate, provenance)
     ref = final["reference_arch"]
-    references = {"identity": {k: final["identity"][k] for k in ("fitness", "fitness_std", "fitness_search")}}
+    keys = ("fitness", "fitness_std", "fitness_search", "fitness_by_subset")
+    references = {"identity": {k: final["identity"][k] for k in keys}}
     if ref is not None:
-        references["reference_arch"] = {k: ref[k] for k in ("name", "arch_id", "fitness", "fitness_std",
-                                                             "fitness_search")}
+        references["reference_arch"] = {k: ref[k] for k in ("name", "arch_id", *keys)}
     body.update(fitness=pick["fitness"], fitness_std=pick["fitness_std"], fitness_search=pick["fitness_search"],
-                trials=pick["trials"], references=references)
+                fitness_by_subset=pick["fitness_by_subset"], trials=pick["trials"], references=references)
     return body
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import ConfigError
-from nas.io import atomic_write_text
+from nas.io import atomic_write_text, load_json
 from nas.space import Bounds, SearchSpace
 
 STATE_SCHEMA = "tracknas.search-state/v1"
@@ -151,11 +151,19 @@ class SearchState:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SearchState":
+        """A saved state; an unreadable, truncated or hand-edited file is one ConfigError line."""
+        obj: Any = load_json(path, error=ConfigError, what="search state (JSON)")
+        if not isinstance(obj, dict):
+            raise ConfigError(f"expected a JSON object, got {type(obj).__name__}", source=str(path))
         try:
-            obj: Any = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read search state: {exc}", source=str(path)) from exc
-        return cls.from_json(obj, source=str(path))
+            return cls.from_json(obj, source=str(path))
+        except KeyError as exc:
+            raise ConfigError(f"not a complete search state: {exc.args[0]!r} is missing", source=str(path)) from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"not a valid search state: a field has the wrong type ({exc})",
+                              source=str(path)) from None
 
     def check_resumable(self, space: SearchSpace, settings: SearchSettings, source: str) -> None:
         """Refuse to continue a state made for another space or other settings (generations may grow)."""

@@ -23,7 +23,8 @@ from nas.space.lighttrack_codec import from_lighttrack_string
 from nas.space.space import Arch, SearchSpace
 
 SCHEMA = "tracknas.arch/v1"
-_INFO_KEYS = ("cost", "provenance", "fitness", "fitness_std", "fitness_search", "trials", "references", "metrics")
+_INFO_KEYS = ("cost", "provenance", "fitness", "fitness_std", "fitness_search", "fitness_by_subset", "trials",
+              "references", "metrics")
 _KEYS = {"schema", "space", "space_hash", "arch_id", "choices", *_INFO_KEYS}
 
 
