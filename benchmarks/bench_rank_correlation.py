@@ -1,6 +1,7 @@
 """Ranking quality of a trained supernet: Kendall tau between inherited and standalone fitness, as JSON.
 
     python benchmarks/bench_rank_correlation.py runs/quickstart [--archs 8] [--epochs 3] [--pairs 1600]
+        [--bn-samples N] [--subsets N]
 
 Picks `--archs` architectures spread evenly over the FLOPs range of the run's search bounds (the
 FLOPs quantiles of 2,000 feasible samples). For each it measures
@@ -90,13 +91,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="standalone training epochs (fixed budget)")
     parser.add_argument("--pairs", type=int, default=1600, help="standalone training pairs per epoch")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bn-samples", type=int, help="trials: BN samples (default: the run's final_bn_samples)")
+    parser.add_argument("--subsets", type=int, help="trials: validation subsets (default: the run's final_subsets)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = RunConfig.from_dict(json.loads((args.run_dir / "config.json").read_text()))
     standalone_cfg = replace(cfg, supernet=replace(cfg.supernet, epochs=args.epochs, pairs_per_epoch=args.pairs))
     spec = fitness_spec(cfg)
     fitness = SupernetFitness(spec)
-    trials = Trials(cfg.fitness.final_bn_samples, cfg.fitness.final_subsets)
+    trials = Trials(args.bn_samples or cfg.fitness.final_bn_samples, args.subsets or cfg.fitness.final_subsets)
     started = time.monotonic()
     rows = []
     for arch in spread_archs(cfg, args.archs):

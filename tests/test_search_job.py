@@ -149,3 +149,30 @@ def test_latency_objective_is_measured_by_the_fitness(finished_run):
                 for i, g in enumerate(load_space(TINY_SPACE).genes)]
     metrics = spec().evaluate(genotype)
     assert metrics["latency_ms"] > 0 and metrics["fitness"] == pytest.approx(best["fitness_search"])
+
+
+def test_resume_with_changed_search_settings_keeps_the_trained_supernet(finished_run, tmp_path, capsys, tiny_data):
+    """Fixing a fitness/search setting after training must not cost the trained supernet: the resumed run
+    keeps it, moves the old search aside and searches again; other changes are refused in one line."""
+    import shutil
+
+    cfg, run = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    saved = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**saved, "output": str(copy)}))
+    digest = file_sha256(copy / "supernet" / "last.pt")
+    changed = _job_config(tmp_path / "changed.yaml", tiny_data, copy)
+    data = yaml.safe_load(open(changed))
+    data["fitness"]["max_frames"] = 8
+    yaml.safe_dump(data, open(changed, "w"))
+    assert main(["search", changed, "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "keeping the trained supernet" in out and (copy / "search.previous-1" / "state.json").is_file()
+    assert file_sha256(copy / "supernet" / "last.pt") == digest  # not retrained
+    assert json.loads((copy / "config.json").read_text())["fitness"]["max_frames"] == 8
+    data["supernet"]["epochs"] = 3
+    yaml.safe_dump(data, open(changed, "w"))
+    assert main(["search", changed, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "differs" in err[0] and "supernet" in err[0]

@@ -34,6 +34,8 @@ from nas.space.arch import arch_from_json, reference_arch
 from nas.train.supernet_trainer import CHECKPOINT, HISTORY, ensure_data, launch, supernet_dir
 
 
+SEARCH_ONLY = {"fitness", "search"}
+"""Config sections a resumed run may change: they leave the trained supernet valid (the search restarts)."""
 LATENCY_RUNS = 20  # timed search-branch runs per candidate when latency is an objective
 
 
@@ -77,11 +79,21 @@ def _check_run_dir(cfg: RunConfig, resume: bool) -> Path:
             raise ConfigError(f"run directory {run_dir} already holds a run; pass --resume to continue it or "
                               "choose another name/output", source=cfg.source, key="name")
         previous = load_json(saved, error=ConfigError, what="run config (JSON)")
-        ignored = {"source"}
-        if {k: v for k, v in previous.items() if k not in ignored} != \
-                {k: v for k, v in cfg.to_dict().items() if k not in ignored}:
-            raise ConfigError(f"config differs from the one {run_dir} was started with; a resumed run must use "
-                              "the same config", source=cfg.source)
+        if not isinstance(previous, dict):
+            raise ConfigError("expected a JSON object", source=str(saved))
+        current = cfg.to_dict()
+        changed = sorted(k for k in set(previous) | set(current) if k != "source" and previous.get(k) != current.get(k))
+        if set(changed) - SEARCH_ONLY:
+            raise ConfigError(f"config differs from the one {run_dir} was started with in {', '.join(changed)}; a "
+                              f"resumed run may change only {' and '.join(sorted(SEARCH_ONLY))}", source=cfg.source)
+        if changed:  # the trained supernet stays valid: keep it, search again
+            old = run_dir / "search"
+            if old.is_dir():
+                kept = next(run_dir / f"search.previous-{i}" for i in range(1, 10_000)
+                            if not (run_dir / f"search.previous-{i}").exists())
+                old.rename(kept)
+                print(f"{', '.join(changed)} changed: keeping the trained supernet; the previous search moved to "
+                      f"{kept}", flush=True)
     atomic_write_json(saved, cfg.to_dict())
     return run_dir
 
