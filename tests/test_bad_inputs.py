@@ -202,7 +202,23 @@ CASES = {
                                 "not valid JSON"),
     "export-wrong-config": (lambda tmp, data: ["export", str(_write(tmp / "r" / "config.json", '{"x": 1}').parent)],
                             "expected the run config tracknas wrote"),
+    "export-weights-wrong-shape": (lambda tmp, data: ["evaluate", str(_foreign_weights_export(tmp / "exp")),
+                                                      "--dataset", str(data), "--results", str(tmp / "o")],
+                                   "weights do not fit the architecture"),
 }
+
+
+def _foreign_weights_export(folder: Path) -> Path:
+    """An export folder whose model.pt is a real checkpoint of something else (wrong keys and shapes)."""
+    import numpy as np
+    import torch
+
+    from nas.space import load_space, save_arch
+
+    _write(folder / "space.yaml", SPACE_TEXT)
+    save_arch(folder / "arch.json", load_space(folder / "space.yaml").sample(np.random.default_rng(0)))
+    torch.save({"stem.0.weight": torch.zeros(3, 3)}, folder / "model.pt")
+    return folder
 
 
 @pytest.fixture

@@ -67,3 +67,25 @@ def test_infeasible_bounds_are_reported_up_front(mobile_space):
         mobile_space.sample(np.random.default_rng(0), Bounds(flops=1_000_000))
     with pytest.raises(TrackNASError, match="params"):
         mobile_space.sample(np.random.default_rng(0), Bounds(params=1000))
+
+
+def test_a_damaged_cost_cache_is_rebuilt_with_a_warning(capsys):
+    """A cache entry that parses but does not hold a table (or does not parse) is never trusted."""
+    import json
+
+    from conftest import TINY_SPACE
+    from nas.cost import table as table_module
+    from nas.space import load_space
+
+    space = load_space(TINY_SPACE)
+    reference = cost_table(space).data
+    path = table_module._cache_file(space)
+    arch = space.sample(np.random.default_rng(2))
+    stub = {"space_hash": reference["space_hash"], "version": reference["version"]}
+    for damage in (json.dumps(stub), "{\"space_hash\": ", json.dumps([1, 2])):
+        path.write_text(damage)
+        table_module._table_for.cache_clear()
+        rebuilt = cost_table(space)
+        assert "unusable cost-table cache" in capsys.readouterr().err
+        assert rebuilt.flops(arch) == CostTable(space, reference).flops(arch)
+        assert json.loads(path.read_text())["space_hash"] == space.hash  # the entry was rewritten

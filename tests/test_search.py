@@ -254,3 +254,22 @@ def test_seed_architectures_are_evaluated_in_generation_zero(tmp_path):
     assert len(result.evaluated) == SMALL["population"]
     assert target.arch_id in result.evaluated and infeasible.arch_id not in result.evaluated
     assert result.best.arch_id == target.arch_id and result.best.fitness == 1.0
+
+
+def test_a_damaged_state_file_is_one_line(tmp_path):
+    """A hand-edited or truncated search state is refused with one ConfigError line, never a traceback."""
+    path = tmp_path / "state.json"
+    toy_search(path, generations=1)
+    good = json.loads(path.read_text())
+    for damage, fragment in ((lambda o: o.update(generation="two"), "wrong type"),
+                             (lambda o: o.pop("evaluated"), "'evaluated' is missing"),
+                             (lambda o: o.update(evaluated=[1, 2]), "wrong type")):
+        obj = json.loads(json.dumps(good))
+        damage(obj)
+        path.write_text(json.dumps(obj))
+        with pytest.raises(ConfigError, match=fragment) as info:
+            SearchState.load(path)
+        assert "\n" not in str(info.value)
+    path.write_text(path.read_text()[:40])
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        SearchState.load(path)

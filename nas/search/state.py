@@ -83,6 +83,10 @@ class SearchSettings:
                       "seeds": tuple(tuple(int(v) for v in g) for g in obj.get("seeds", ()))})
 
 
+_FIELD_TYPES = {"settings": dict, "space": str, "space_hash": str, "generation": int, "parents": list,
+                "pending": list, "evaluated": dict, "logbook": list, "timings": list, "done": bool}
+
+
 @dataclass
 class SearchState:
     settings: SearchSettings
@@ -140,6 +144,11 @@ class SearchState:
         if obj.get("schema") != STATE_SCHEMA:
             raise ConfigError(f"not a search state (schema {obj.get('schema')!r}, expected {STATE_SCHEMA!r})",
                               source=source)
+        for key, kind in _FIELD_TYPES.items():
+            value = obj[key]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ConfigError(f"not a valid search state: {key} has the wrong type (expected {kind.__name__}, "
+                                  f"got {type(value).__name__})", source=source)
         evaluated = {aid: {**r, "fitness": -math.inf if r["fitness"] is None else float(r["fitness"])}
                      for aid, r in obj["evaluated"].items()}
         return cls(SearchSettings.from_json(obj["settings"]), obj["space"], obj["space_hash"], obj["generation"],
