@@ -34,7 +34,6 @@ from nas.search.job import fitness_spec, search_settings
 from nas.space import Arch, load_space
 from nas.train.retrain import subnet_target
 from nas.train.supernet_trainer import CHECKPOINT, train
-from nas.supernet import recalibrate_bn
 from trackers.lighttrack.tracker import LightTrackTracker, preset
 
 
@@ -77,9 +76,8 @@ def standalone_fitness(cfg: RunConfig, arch: Arch, out_dir: Path, fitness: Super
     subnet = target.model.subnet
     scores = []
     for trial in trials.grid():
-        batches = fitness._bn_batches(trial["bn_sample"])
-        recalibrate_bn(subnet, [lambda b=b: subnet(b["z"], b["x"], b["z_box"]) for b in batches], len(batches))
-        tracker = LightTrackTracker(subnet.eval(), preset(fitness.spec.tracker_preset), str(fitness.device))
+        fitness.recalibrate(subnet, trial["bn_sample"])  # the same BN recalibration as the inherited path
+        tracker = LightTrackTracker(subnet, preset(fitness.spec.tracker_preset), str(fitness.device))
         scores.append(score_tracker(tracker, fitness.subset(trial["subset"]), fitness.spec.metric)["fitness"])
     return float(np.mean(scores))
 

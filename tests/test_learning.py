@@ -7,8 +7,6 @@ initialisation.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -27,7 +25,6 @@ from nas.train.supernet_trainer import make_optimizer, supernet_dir, train
 from trackers.lighttrack.model import build_subnet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-CHANCE = math.log(2)
 
 
 def _batch(root, split: str, count: int, seed: int, strides=(8, 16)) -> dict:

@@ -118,7 +118,10 @@ class SupernetFitness:
 
     def recalibrated_subnet(self, arch: Arch, bn_sample: int = 0):
         """The standalone subnet of `arch` with inherited weights and its BN re-estimated (eval mode)."""
-        subnet = self.supernet.extract(arch)
+        return self.recalibrate(self.supernet.extract(arch), bn_sample)
+
+    def recalibrate(self, subnet, bn_sample: int = 0):
+        """Re-estimate `subnet`'s BN statistics on BN batch set `bn_sample`; returns it in eval mode."""
         batches = self._bn_batches(bn_sample)
         # the training forward: DiMP learns from the template box, a gradnet update runs (so U1's BN is re-estimated)
         recalibrate_bn(subnet, [lambda b=b: subnet(b["z"], b["x"], b["z_box"], b["cls"][subnet.stride])

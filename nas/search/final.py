@@ -57,7 +57,7 @@ def _score_all(evaluator: Evaluator, genotypes: list[tuple[int, ...]], trials: l
     runs: dict[tuple[int, ...], list[dict | None]] = {g: [None] * len(trials) for g in genotypes}
     for g, metrics in known.items():
         if g in runs:
-            runs[g][0] = _trial_record(trials[0], {**metrics, "fitness": metrics["fitness"]})
+            runs[g][0] = _trial_record(trials[0], metrics)
     for t, trial in enumerate(trials):
         todo = [g for g in genotypes if runs[g][t] is None]
         for outcome in evaluator.evaluate(todo, trial) if todo else ():
@@ -98,7 +98,7 @@ def final_ranking(evaluator: Evaluator, space: SearchSpace, result: SearchResult
               "reference_arch": ({"name": reference[0], "arch_id": reference[1].arch_id, "genotype":
                                   list(reference[1].genotype), **summarize(runs[tuple(reference[1].genotype)])}
                                  if reference else None)}
-    best = max(candidates, key=lambda c: (c["fitness"], -candidates.index(c)))
+    best = max(candidates, key=lambda c: c["fitness"])  # ties: the first, i.e. the higher search fitness
     report["best_genotype"] = best["genotype"]
     atomic_write_json(path, report)
     return report

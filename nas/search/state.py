@@ -15,7 +15,6 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
 from nas.errors import ConfigError

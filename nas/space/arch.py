@@ -13,7 +13,6 @@ is rejected, so an architecture can never be silently rebuilt in a changed space
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 

@@ -72,7 +72,7 @@ def _tie(first: nn.Module, other: nn.Module) -> None:
         if list(a.children()):
             _tie(a, b)
         elif [t.shape for t in (*a.parameters(), *a.buffers())] == [t.shape for t in (*b.parameters(), *b.buffers())]:
-            setattr(other, name, a) if not isinstance(other, nn.Sequential) else other.__setitem__(int(name), a)
+            setattr(other, name, a)  # also for nn.Sequential, whose children are named "0", "1", ...
 
 
 def tie_kernel_variants(options: nn.ModuleList, specs: tuple) -> None:
