@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.cost.sampling import sample_within
 import nas.raytools  # noqa: F401  (loopback-only Ray before ray is imported)
 from nas.config import RunConfig
 from nas.search import RayPoolEvaluator
-from nas.search.job import fitness_spec, search_settings
+from nas.jobs.search import fitness_spec, search_settings
 from nas.space import load_space
 
 
@@ -33,7 +34,7 @@ def main() -> None:
     space = load_space(cfg.space)
     bounds = search_settings(cfg, space).bounds
     rng = np.random.default_rng(args.seed)
-    genotypes = [space.sample(rng, bounds).genotype for _ in range(args.candidates)]
+    genotypes = [sample_within(space, rng, bounds).genotype for _ in range(args.candidates)]
     spec = fitness_spec(cfg, threads=1)
     rows = []
     for workers in args.workers:

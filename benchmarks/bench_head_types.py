@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 
 from nas.cost.table import cost_table
-from nas.space import load_space
+from nas.space import arch_from_json, from_lighttrack_string, load_space
 from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE
 from trackers.lighttrack.model import build_subnet
 
@@ -41,11 +41,11 @@ def _median_ms(step: Callable[[], object], runs: int, warmup: int) -> float:
 
 def _variant(space_name: str, **genes: str) -> tuple:
     """The Mobile architecture's choices carried into `space_name`, with `genes` set."""
-    mobile = load_space("lighttrack-mobile").from_lighttrack_string(LIGHTTRACK_MOBILE).choices
+    mobile = from_lighttrack_string(load_space("lighttrack-mobile"), LIGHTTRACK_MOBILE).choices
     space = load_space(space_name)
     choices = {name: mobile[name] for name in space.gene_index if name in mobile} | genes
-    return space, space.from_json({"schema": "tracknas.arch/v1", "space": space.name, "space_hash": space.hash,
-                                   "choices": choices})
+    return space, arch_from_json({"schema": "tracknas.arch/v1", "space": space.name, "space_hash": space.hash,
+                                  "choices": choices}, space)
 
 
 def _measure(space, arch, runs: int, warmup: int) -> dict:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
 
     mobile_space = load_space("lighttrack-mobile")
-    variants = {"mobile (tower cls)": (mobile_space, mobile_space.from_lighttrack_string(LIGHTTRACK_MOBILE))}
+    variants = {"mobile (tower cls)": (mobile_space, from_lighttrack_string(mobile_space, LIGHTTRACK_MOBILE))}
     for d, k, n in DIMP_VARIANTS:
         variants[f"dimp D{d} k{k} iter{n}"] = _variant("lighttrack-dimp", **{
             "heads.cls.feature_dim": str(d), "heads.cls.filter_size": str(k), "heads.cls.num_iter": str(n)})

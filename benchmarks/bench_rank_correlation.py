@@ -25,14 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas.cost.sampling import sample_within
 from nas.config import RunConfig
 from nas.cost.table import cost_table
 from nas.fitness.supernet_fitness import SupernetFitness, identity_scores, score_tracker
 from nas.io import torch_load
 from nas.search.final import Trials
-from nas.search.job import fitness_spec, search_settings
+from nas.jobs.search import fitness_spec, search_settings
 from nas.space import Arch, load_space
-from nas.train.retrain import subnet_target
+from nas.jobs.retrain import subnet_target
 from nas.train.supernet_trainer import CHECKPOINT, train
 from trackers.lighttrack.tracker import LightTrackTracker, preset
 
@@ -62,7 +63,7 @@ def spread_archs(cfg: RunConfig, count: int) -> list[Arch]:
     bounds = search_settings(cfg, space).bounds
     table = cost_table(space)
     rng = np.random.default_rng([cfg.seed, 0xBE7C])
-    pool = sorted((space.sample(rng, bounds) for _ in range(2000)), key=table.flops)
+    pool = sorted((sample_within(space, rng, bounds) for _ in range(2000)), key=table.flops)
     return [pool[int(round(q))] for q in np.linspace(0, len(pool) - 1, count)]
 
 

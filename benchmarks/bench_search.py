@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nas.cost.sampling import sample_within
 import nas.raytools  # before ray: loopback-only
 from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, run_search
 from nas.search.toy import ToyFactory
@@ -54,7 +55,7 @@ def throughput(space_ref: str, workers: int, work: float, jobs: int, bounds: Bou
     import numpy as np
 
     rng = np.random.default_rng(workers)
-    genotypes = [space.sample(rng, bounds).genotype for _ in range(jobs + workers)]
+    genotypes = [sample_within(space, rng, bounds).genotype for _ in range(jobs + workers)]
     pool = RayPoolEvaluator(ToyFactory(space_ref, 0, bounds, delay=work), workers)
     try:
         list(pool.evaluate(genotypes[:workers]))  # warm-up: every actor built and importing done

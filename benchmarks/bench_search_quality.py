@@ -25,7 +25,7 @@ from nas.config import RunConfig
 from nas.fitness.supernet_fitness import identity_scores
 from nas.search import LocalEvaluator, RayPoolEvaluator, run_search
 from nas.search.final import Trials, final_ranking
-from nas.search.job import fitness_spec, search_settings
+from nas.jobs.search import fitness_spec, search_settings
 from nas.space import load_space
 from nas.space.arch import reference_arch
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nas.space import load_space
+from nas.space import load_space, to_lighttrack_string
 from nas.supernet import Supernet
 
 
@@ -80,7 +80,7 @@ def main() -> None:
                 elapsed = _timed_step(device, step)
                 if i:  # the first step of each model warms up allocator and kernels
                     times[name].append(elapsed)
-        entry = {"arch": arch.to_lighttrack_string(), "stride": supernet.arch_stride(arch)}
+        entry = {"arch": to_lighttrack_string(arch), "stride": supernet.arch_stride(arch)}
         for clock, column in (("wall", 0), ("cpu", 1)):
             medians = {name: statistics.median(t[column] for t in ts) for name, ts in times.items()}
             ratios[clock].append(medians["supernet"] / medians["subnet"])

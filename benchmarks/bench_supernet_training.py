@@ -27,7 +27,7 @@ from nas.data.pairs import PairSampler, collate
 from nas.io import torch_load
 from nas.space import load_space
 from nas.supernet import Supernet
-from nas.train.losses import tracking_loss
+from trackers.lighttrack.losses import tracking_loss
 from nas.train.supernet_trainer import launch, supernet_dir
 from trackers.lighttrack.geometry import output_strides
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nas.space import from_lighttrack_string
 from nas.errors import ConfigError
 from nas.data.crops import cosine_window
 from trackers.lighttrack.tracker import (
@@ -183,7 +184,7 @@ def test_folded_batchnorm_is_the_same_function_with_fewer_layers():
     from trackers.lighttrack.model import build_subnet
 
     space = load_space("lighttrack-mobile")
-    model = build_subnet(space, space.from_lighttrack_string(LIGHTTRACK_MOBILE))
+    model = build_subnet(space, from_lighttrack_string(space, LIGHTTRACK_MOBILE))
     generator = torch.Generator().manual_seed(0)
     for module in model.modules():  # non-trivial statistics, so a wrong fold cannot pass
         if isinstance(module, torch.nn.BatchNorm2d):

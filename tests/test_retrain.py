@@ -12,10 +12,10 @@ import yaml
 from conftest import TINY_SPACE
 from nas.cli import main
 from nas.config import load_config
-from nas.export import load_export
+from trackers.lighttrack.export import load_export
 from nas.space import load_space, save_arch
 from nas.supernet import Supernet
-from nas.train.retrain import subnet_target
+from nas.jobs.retrain import subnet_target
 from nas.train.supernet_trainer import train
 
 
@@ -66,7 +66,7 @@ def test_tune_sweep_keeps_the_best_trial(retrain_config, tmp_path):
     import ray
 
     from nas.raytools import init_ray
-    from nas.train.retrain import retrain
+    from nas.jobs.retrain import retrain
     from nas.space.arch import arch_to_json
 
     config, _, arch = retrain_config

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, TINY_SPACE
+from faults import FaultyFactory, read_marker
 from nas.cost.sampling import extreme_genotype
 from nas.cost.table import cost_table
 from nas.errors import ConfigError
 from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, SearchState, run_search
 from nas.search.evolution import rng_for
 from nas.search.operators import Variation
-from nas.search.toy import FaultyFactory, ToyFactory, ToyFitness, read_marker
+from nas.search.toy import ToyFactory, ToyFitness
 from nas.space import Arch, Bounds, load_space
 
 TINY_BOUNDS = Bounds(flops=9_000_000, params=60_000)

@@ -12,7 +12,7 @@ from conftest import TINY_SPACE
 from nas.cli import main
 from nas.config import load_config
 from nas.cost.table import cost_table
-from nas.export import load_export
+from trackers.lighttrack.export import load_export
 from nas.io import torch_load
 from nas.search.report import file_sha256
 from nas.space import load_space
@@ -138,7 +138,7 @@ def test_rerunning_without_resume_is_refused_and_resume_is_a_no_op(finished_run,
 def test_latency_objective_is_measured_by_the_fitness(finished_run):
     from dataclasses import replace
 
-    from nas.search.job import fitness_spec
+    from nas.jobs.search import fitness_spec
 
     cfg, run = finished_run
     latency_cfg = replace(cfg, search=replace(cfg.search, algorithm="nsga2", objectives=["fitness", "latency_ms"]))

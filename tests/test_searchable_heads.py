@@ -14,11 +14,14 @@ from conftest import REPO
 from nas.cost.counting import reference_cost
 from nas.cost.table import cost_table
 from nas.errors import SpecError
-from nas.space import Arch, SearchSpace, load_space
-from nas.space.spec import DiMPHeadSpec, GradNetHeadSpec, HeadSpec, parse_spec
+from nas.space import Arch, SearchSpace, arch_from_json, arch_to_json, load_space
+from nas.heads.dimp import DiMPHead, DiMPSpec
+from nas.heads.gradnet import GradNetSpec, GradNetUpdate
+from nas.heads.tower import TowerSpec
+from nas.space.spec import parse_spec
 from nas.supernet import Supernet
-from nas.train.losses import balanced_bce
-from trackers.lighttrack.model import DiMPHead, GradNetUpdate, build_subnet
+from trackers.lighttrack.losses import balanced_bce
+from trackers.lighttrack.model import build_subnet
 
 TINY_DIMP = REPO / "tests" / "spaces" / "tiny-dimp.yaml"
 TINY_GRADNET = REPO / "tests" / "spaces" / "tiny-gradnet.yaml"
@@ -99,19 +102,19 @@ def head_gene_labels(space: SearchSpace, head: str) -> dict[str, tuple[str, ...]
 
 def test_tiny_dimp_space_genes(dimp_space):
     cls = dimp_space.spec.heads[0]
-    assert isinstance(cls, DiMPHeadSpec) and cls.name == "cls"
-    assert isinstance(dimp_space.spec.heads[1], HeadSpec) and dimp_space.spec.heads[1].name == "reg"
+    assert isinstance(cls, DiMPSpec) and cls.name == "cls"
+    assert isinstance(dimp_space.spec.heads[1], TowerSpec) and dimp_space.spec.heads[1].name == "reg"
     assert head_gene_labels(dimp_space, "cls") == {"heads.cls.feature_dim": ("8", "16"),
                                                    "heads.cls.filter_size": ("1", "3"),
                                                    "heads.cls.num_iter": ("0", "1", "2")}
-    dims = dimp_space.head_dims["cls"]
+    dims = dimp_space.head_genes["cls"]
     assert list(dims) == ["feature_dim", "filter_size", "num_iter"]
     assert [dimp_space.genes[g].name for g in dims.values()] == list(head_gene_labels(dimp_space, "cls"))
-    assert "cls" not in dimp_space.head_genes and set(dimp_space.head_genes) == {"reg"}
+    assert list(dimp_space.head_genes["reg"])[:2] == ["channels", "0"]
     arch = with_genes(dimp_space.sample(np.random.default_rng(0)), heads__cls__feature_dim=16,
                       heads__cls__filter_size=3, heads__cls__num_iter=2)
-    assert arch.head_options("cls") == {"feature_dim": 16, "filter_size": 3, "num_iter": 2}
-    assert dimp_space.from_json(arch.to_json()) == arch
+    assert arch.head_choices("cls") == {"feature_dim": 16, "filter_size": 3, "num_iter": 2}
+    assert arch_from_json(arch_to_json(arch), dimp_space) == arch
     # 3 head genes of 2 x 2 x 3 options in a space otherwise like tiny.yaml
     assert dimp_space.size() == 12 * int(np.prod([int(c) for g, c in enumerate(dimp_space.cardinalities)
                                                   if g not in dims.values()]))
@@ -119,17 +122,18 @@ def test_tiny_dimp_space_genes(dimp_space):
 
 def test_tiny_gradnet_space_genes(gradnet_space):
     update = next(h for h in gradnet_space.spec.heads if h.name == "update")
-    assert isinstance(update, GradNetHeadSpec)
+    assert isinstance(update, GradNetSpec)
     assert (update.weight, update.grad_scale) == (0.15, None)  # defaults: GradNet weight, RMS-normalised gradient
     assert head_gene_labels(gradnet_space, "update") == {"heads.update.hidden": ("stem", "c16"),
                                                          "heads.update.kernel": ("1", "3"),
                                                          "heads.update.width": ("8", "16"),
                                                          "heads.update.interval": ("2", "5")}
-    assert list(gradnet_space.head_dims) == ["update"] and set(gradnet_space.head_genes) == {"cls", "reg"}
+    assert list(gradnet_space.head_genes) == ["cls", "reg", "update"]
+    assert list(gradnet_space.head_genes["update"]) == ["hidden", "kernel", "width", "interval"]
     arch = with_genes(gradnet_space.sample(np.random.default_rng(1)), heads__update__hidden="c16",
                       heads__update__kernel=3, heads__update__width=8, heads__update__interval=5)
-    assert arch.head_options("update") == {"hidden": "c16", "kernel": 3, "width": 8, "interval": 5}
-    assert gradnet_space.from_json(arch.to_json()) == arch
+    assert arch.head_choices("update") == {"hidden": "c16", "kernel": 3, "width": 8, "interval": 5}
+    assert arch_from_json(arch_to_json(arch), gradnet_space) == arch
     # The interval and U1 change the subnet, so they are active genes and change the arch id.
     assert with_genes(arch, heads__update__interval=2).arch_id != arch.arch_id
     update_module = build_subnet(gradnet_space, arch).update
@@ -271,7 +275,7 @@ def test_dimp_paths_equal_their_extracted_subnets(dimp_space, dimp_supernet, tra
         for arch in archs:
             subnet = net.extract(arch)
             assert subnet.training == training and not subnet.cls_is_logit and subnet.uses_template_box
-            num_iter = arch.head_options("cls")["num_iter"]
+            num_iter = arch.head_choices("cls")["num_iter"]
             seen_iters.add(num_iter)
             with torch.no_grad():
                 state, ref_state = net.template(arch, z, BOX), subnet.template(z, BOX)
@@ -281,8 +285,8 @@ def test_dimp_paths_equal_their_extracted_subnets(dimp_space, dimp_supernet, tra
                 assert_equal_dicts(out, ref, arch.arch_id)
                 assert_equal_dicts(net(arch, z, x, BOX), subnet(z, x, BOX), arch.arch_id)
             side = (X_SIZE - 1) // subnet.stride + 1
-            k = arch.head_options("cls")["filter_size"]
-            d = arch.head_options("cls")["feature_dim"]
+            k = arch.head_choices("cls")["filter_size"]
+            d = arch.head_choices("cls")["feature_dim"]
             assert state["cls.filter"].shape == (2, d, k, k)
             assert out["cls"].shape == (2, 1, side, side) and out["reg"].shape == (2, 4, side, side)
             assert out["cls"].std() > 1e-2 and out["reg"].std() > 0.1, "degenerate outputs would hide a mismatch"
@@ -341,7 +345,7 @@ def test_dimp_zero_iterations_give_the_initializer_filter(dimp_space, dimp_super
         xywh = torch.cat([BOX[:, :2], BOX[:, 2:] - BOX[:, :2]], dim=1)[:, None]
         pooled = head.initializer(feat, xywh)
         refined = net.template(with_genes(arch, heads__cls__num_iter=1), z, BOX)["cls.filter"]
-    assert pooled.shape == filt.shape == (2, arch.head_options("cls")["feature_dim"], 3, 3)
+    assert pooled.shape == filt.shape == (2, arch.head_choices("cls")["feature_dim"], 3, 3)
     assert torch.equal(filt, pooled)
     assert (refined - pooled).abs().max() > 1e-6  # one GN step moves it
 
@@ -355,7 +359,7 @@ def test_gradnet_paths_equal_their_extracted_subnets(gradnet_space, gradnet_supe
         for arch in spread_archs(gradnet_space, 6, seed=9):
             subnet = net.extract(arch)
             assert subnet.cls_is_logit and not subnet.uses_template_box
-            hiddens.add(arch.head_options("update")["hidden"])
+            hiddens.add(arch.head_choices("update")["hidden"])
             with torch.no_grad():
                 state, ref_state = net.template(arch, z), subnet.template(z)
                 assert list(state) == ["zf", "hidden", "zf0"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import LIGHTTRACK_MOBILE
-from nas.space import Arch, arch_from_json, load_space, save_arch, load_arch
+from nas.space import Arch, arch_from_json, arch_to_json, from_lighttrack_string, load_arch, load_space, save_arch, to_lighttrack_string
 from trackers.lighttrack.model import build_subnet
 
 
@@ -26,7 +26,7 @@ def test_builtin_spaces_have_the_documented_structure(mobile_space, large_space)
     assert large_space.genes[large_space.gene_index["backbone.c24.0"]].labels[-1] != "skip"
     assert large_space.genes[large_space.gene_index["backbone.c24.1"]].labels[-1] == "skip"
     assert large_space.genes[large_space.gene_index["heads.cls.channels"]].labels == ("192", "256", "320")
-    assert len(large_space.head_genes["reg"][1]) == 16
+    assert len(large_space.head_genes["reg"]) == 1 + 16  # channels + one gene per layer
     assert set(large_space.constraints) >= {"LargeA", "LargeB"}
     assert large_space.constraints["LargeA"].params == 3_000_000
 
@@ -45,7 +45,7 @@ def test_json_round_trip_is_exact_for_random_archs(space_name, tmp_path):
     rng = np.random.default_rng(1)
     for i in range(100):
         arch = space.sample(rng)
-        text = json.dumps(arch.to_json())
+        text = json.dumps(arch_to_json(arch))
         back = arch_from_json(json.loads(text), space)
         assert back.genotype == arch.genotype
         assert back.arch_id == arch.arch_id
@@ -59,31 +59,32 @@ def test_lighttrack_string_round_trip_is_exact_for_random_archs(space_name):
     rng = np.random.default_rng(2)
     for _ in range(100):
         arch = space.sample(rng)
-        text = arch.to_lighttrack_string()
-        assert space.from_lighttrack_string(text).genotype == arch.genotype
-        assert space.from_lighttrack_string(text).to_lighttrack_string() == text
+        text = to_lighttrack_string(arch)
+        assert from_lighttrack_string(space, text).genotype == arch.genotype
+        assert to_lighttrack_string(from_lighttrack_string(space, text)) == text
 
 
 def test_official_mobile_string_decodes_to_the_documented_blocks(mobile_space):
-    arch = mobile_space.from_lighttrack_string(LIGHTTRACK_MOBILE)
+    arch = from_lighttrack_string(mobile_space, LIGHTTRACK_MOBILE)
     choices = arch.choices
     assert [choices[f"backbone.c24.{b}"] for b in range(2)] == ["ir_k7_e4_se0.25", "ir_k7_e6_se0.25"]
     assert choices["backbone.c40.2"] == "ir_k7_e6_se0.25"
     assert choices["backbone.output"] == "c96.2"
-    assert arch.head("cls")[0] == 256
-    assert [op.label for op in arch.head("cls")[1]] == ["sep_k5", "sep_k5"] + ["sep_k3"] * 4 + ["skip"] * 2
-    assert arch.head("reg")[0] == 192
-    assert [op.label for op in arch.head("reg")[1]] == ["sep_k3"] * 5 + ["sep_k5"] * 3
-    assert arch.to_lighttrack_string() == LIGHTTRACK_MOBILE
+    cls, reg = arch.head_choices("cls"), arch.head_choices("reg")
+    assert cls["channels"] == 256
+    assert [cls[str(i)].label for i in range(8)] == ["sep_k5", "sep_k5"] + ["sep_k3"] * 4 + ["skip"] * 2
+    assert reg["channels"] == 192
+    assert [reg[str(i)].label for i in range(8)] == ["sep_k3"] * 5 + ["sep_k5"] * 3
+    assert to_lighttrack_string(arch) == LIGHTTRACK_MOBILE
 
 
 def test_arch_id_ignores_genes_past_the_output_position(mobile_space):
-    arch = mobile_space.from_lighttrack_string(LIGHTTRACK_MOBILE)
+    arch = from_lighttrack_string(mobile_space, LIGHTTRACK_MOBILE)
     # the c192 stage and block c96.3 are past the output (c96.2): changing them builds the same subnet
     other = LIGHTTRACK_MOBILE.replace("42540+", "00000+")
-    twin = mobile_space.from_lighttrack_string(other)
+    twin = from_lighttrack_string(mobile_space, other)
     assert twin.genotype != arch.genotype and twin.arch_id == arch.arch_id and twin == arch
-    different = mobile_space.from_lighttrack_string(LIGHTTRACK_MOBILE.replace("back_045", "back_055"))
+    different = from_lighttrack_string(mobile_space, LIGHTTRACK_MOBILE.replace("back_045", "back_055"))
     assert different.arch_id != arch.arch_id
 
 

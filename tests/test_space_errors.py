@@ -9,7 +9,7 @@ import pytest
 from conftest import LIGHTTRACK_MOBILE
 from nas.cli import main
 from nas.errors import TrackNASError
-from nas.space import load_arch, load_space
+from nas.space import arch_to_json, from_lighttrack_string, load_arch, load_space
 
 MOBILE_TEXT = (Path(__file__).resolve().parents[1] / "search_spaces" / "lighttrack-mobile.yaml").read_text()
 
@@ -68,7 +68,7 @@ def test_malformed_dsl_files(tmp_path, case, edit, key, fragment):
 
 
 def _mobile_json(mobile_space) -> dict:
-    return mobile_space.from_lighttrack_string(LIGHTTRACK_MOBILE).to_json()
+    return arch_to_json(from_lighttrack_string(mobile_space, LIGHTTRACK_MOBILE))
 
 
 ARCH_CASES = [
@@ -115,7 +115,7 @@ STRING_CASES = [
 @pytest.mark.parametrize("case,text,fragment", STRING_CASES, ids=[c[0] for c in STRING_CASES])
 def test_malformed_lighttrack_strings(mobile_space, case, text, fragment):
     with pytest.raises(TrackNASError) as info:
-        mobile_space.from_lighttrack_string(text)
+        from_lighttrack_string(mobile_space, text)
     assert fragment in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from nas.cost.table import cost_table
-from nas.space import Arch, SearchSpace
+from nas.space import Arch, SearchSpace, to_lighttrack_string
 from nas.supernet import Supernet, recalibrate_bn
 from trackers.lighttrack.geometry import block_slots
 
@@ -52,7 +52,7 @@ def covering_archs(space: SearchSpace) -> list[Arch]:
     output lies at or after it) x each head width (each width has its own tower) x option k mod the
     cardinality of every other gene."""
     cards = [int(c) for c in space.cardinalities]
-    widths = {channel_gene for channel_gene, _ in space.head_genes.values()}
+    widths = {genes["channels"] for genes in space.head_genes.values() if "channels" in genes}  # tower widths
     options = max(c for g, c in enumerate(cards) if g not in widths and g != space.output_gene)
     archs = []
     for position in range(cards[space.output_gene]):
@@ -97,7 +97,7 @@ def test_mobile_paths_equal_their_extracted_subnets(mobile_space, mobile_superne
         side = (X_SIZE - 1) // stride + 1
         assert out["cls"].shape == (1, 1, side, side) and out["reg"].shape == (1, 4, side, side)
         assert out["cls"].std() > 1e-3 and out["reg"].std() > 0.1, "degenerate outputs would hide a mismatch"
-        assert max_diff(out, ref) <= 1e-5, arch.to_lighttrack_string()
+        assert max_diff(out, ref) <= 1e-5, to_lighttrack_string(arch)
     assert strides == {8, 16}  # c40 outputs (stride 8, 256 correlation channels) and c80/c96 (stride 16)
 
     # The comparison is sensitive to BN statistics, and the subnet owns copies, not aliases.
@@ -120,7 +120,7 @@ def test_large_paths_equal_their_extracted_subnets(large_space):
         with torch.no_grad():
             out, ref = net(arch, z, x), subnet(z, x)
         assert out["cls"].std() > 1e-3 and out["reg"].std() > 0.1
-        assert max_diff(out, ref) <= 1e-5, arch.to_lighttrack_string()
+        assert max_diff(out, ref) <= 1e-5, to_lighttrack_string(arch)
 
 
 def test_path_parameters_are_exactly_the_extracted_subnets(mobile_space, mobile_supernet):

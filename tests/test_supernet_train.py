@@ -22,7 +22,7 @@ from nas.space import Bounds, load_space
 from nas.space.arch import reference_arch
 from nas.supernet import Supernet
 from nas.config import load_config
-from nas.train.losses import balanced_bce, iou_loss, tracking_loss
+from trackers.lighttrack.losses import balanced_bce, iou_loss, tracking_loss
 from nas.train.lr import epoch_lr
 from nas.train.paths import PathSampler
 from nas.train.supernet_trainer import launch, supernet_dir, train

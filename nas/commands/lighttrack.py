@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nas.space import load_arch, load_space, save_arch
+from nas.space import arch_to_json, from_lighttrack_string, load_arch, load_space, save_arch, to_lighttrack_string
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,17 +25,17 @@ def _import(args: argparse.Namespace) -> int:
     from nas.cost.table import cost_table
 
     space = load_space(args.space)
-    arch = space.from_lighttrack_string(args.string, source="import-lighttrack")
+    arch = from_lighttrack_string(space, args.string, source="import-lighttrack")
     info = {"cost": cost_table(space).cost(arch), "provenance": {"lighttrack_string": args.string}}
     if args.out:
         save_arch(args.out, arch, **info)
         print(f"wrote {args.out}  (id {arch.arch_id})")
     else:
-        print(json.dumps(arch.to_json(**info), indent=2))
+        print(json.dumps(arch_to_json(arch, **info), indent=2))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     arch = load_arch(args.arch, load_space(args.space) if args.space else None)
-    print(arch.to_lighttrack_string())
+    print(to_lighttrack_string(arch))
     return 0

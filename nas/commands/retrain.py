@@ -24,7 +24,7 @@ def _retrain(args: argparse.Namespace) -> int:
     from nas.config import load_config
     from nas.space import load_space
     from nas.space.arch import arch_from_json, load_arch_json
-    from nas.train.retrain import retrain
+    from nas.jobs.retrain import retrain
 
     cfg = load_config(args.config)
     arch_json = load_arch_json(args.arch)

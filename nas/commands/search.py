@@ -25,8 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _search(args: argparse.Namespace) -> int:
     import nas.raytools  # noqa: F401  (loopback-only Ray must be configured before ray is imported)
-    from nas.config import load_config, validate_run
-    from nas.search.job import run_job
+    from nas.config import load_config
+    from nas.jobs.validate import validate_run
+    from nas.jobs.search import run_job
 
     if args.workers < 0:
         from nas.errors import ConfigError
@@ -66,7 +67,7 @@ def _export(args: argparse.Namespace) -> int:
     from nas.config import RunConfig
     from nas.errors import ConfigError
     from nas.io import load_json
-    from nas.search.job import export_run
+    from nas.jobs.search import export_run
 
     saved = args.run_dir / "config.json"
     if not saved.is_file():

@@ -10,7 +10,8 @@ import numpy as np
 
 from nas import __version__
 from nas.errors import TrackNASError
-from nas.space import Bounds, list_spaces, load_space, parse_quantity, save_arch
+from nas.cost.sampling import sample_within
+from nas.space import Bounds, arch_to_json, list_spaces, load_space, parse_quantity, save_arch
 from nas.space.space import SearchSpace
 
 
@@ -101,7 +102,7 @@ def _sample(args: argparse.Namespace) -> int:
     table = cost_table(space)
     rng = np.random.default_rng(args.seed)
     for i in range(args.n):
-        arch = space.sample(rng, bounds)
+        arch = sample_within(space, rng, bounds)
         info = {"cost": table.cost(arch),
                 "provenance": {"tool": f"tracknas {__version__}", "command": "space sample", "seed": args.seed,
                                "index": i, "bounds": {"flops": bounds.flops, "params": bounds.params}}}
@@ -110,5 +111,5 @@ def _sample(args: argparse.Namespace) -> int:
             c = info["cost"]
             print(f"{path}  flops {c['flops'] / 1e6:.1f}M  params {c['params'] / 1e6:.3f}M  id {arch.arch_id}")
         else:
-            print(json.dumps(arch.to_json(**info)))
+            print(json.dumps(arch_to_json(arch, **info)))
     return 0

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     import nas.raytools  # noqa: F401  (loopback-only Ray must be configured before ray is imported)
-    from nas.config import load_config, validate_run
+    from nas.config import load_config
+    from nas.jobs.validate import validate_run
     from nas.train.supernet_trainer import launch, supernet_dir
 
     cfg = load_config(args.config)

@@ -70,7 +70,10 @@ def _feasible_anchor(space_hash: str, space: SearchSpace, bounds: Bounds) -> tup
                         f"{bounds.flops} and params <= {bounds.params} together")
 
 
-def sample_within(space: SearchSpace, rng: np.random.Generator, bounds: Bounds) -> Arch:
+def sample_within(space: SearchSpace, rng: np.random.Generator, bounds: Bounds | None) -> Arch:
+    """Uniform over the architectures within `bounds` (over all of them without FLOPs/params bounds)."""
+    if bounds is None or (bounds.flops is None and bounds.params is None):
+        return space.sample(rng)
     table = cost_table(space)
     anchor = check_feasible(space, bounds)
 

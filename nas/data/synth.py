@@ -562,7 +562,7 @@ def _readme(summary: dict) -> str:
     )
 
 
-def _check_args(seed: int, sequences: int, frames: int, val_fraction: float, size: tuple[int, int]) -> int:
+def check_args(seed: int, sequences: int, frames: int, val_fraction: float, size: tuple[int, int]) -> int:
     """Validate the generator arguments; returns the number of val sequences."""
     if not 0 <= seed < 2**32:
         raise ConfigError(f"expected an integer in 0..2**32-1, got {seed}", key="seed")
@@ -636,7 +636,7 @@ def generate_dataset(out_dir: str | os.PathLike, *, sequences: int = DEFAULT_SEQ
     be missing, empty, or (with `overwrite`) marked as synthesis's own by its manifest; only paths
     the manifest lists are ever replaced or deleted.
     """
-    n_val = _check_args(seed, sequences, frames, val_fraction, tuple(size))
+    n_val = check_args(seed, sequences, frames, val_fraction, tuple(size))
     size = (int(size[0]), int(size[1]))
     out = Path(out_dir)
     owned = check_output_dir(out, overwrite=overwrite)

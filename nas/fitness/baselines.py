@@ -360,7 +360,7 @@ def frame_cost(factory: TrackerFactory, seq: Sequence) -> dict[str, int]:
         return {"params": 0, "flops": 0}
     if isinstance(factory, LightTrackSpec):
         if isinstance(factory.target, str) and Path(factory.target).is_dir():
-            from nas.export import load_export
+            from trackers.lighttrack.export import load_export
 
             arch = load_export(factory.target)[0]
         else:

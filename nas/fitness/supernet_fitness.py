@@ -94,9 +94,6 @@ class SupernetFitness:
         self.sequences = self.subset(0)
         self._train = open_dataset(spec.data_root, spec.data_format, spec.train_split)
         self._bn_cache: dict[int, list[dict]] = {}
-        from nas.cost.table import cost_table
-
-        self.table = cost_table(self.space)
 
     def _bn_batches(self, sample: int) -> list[dict]:
         """BN recalibration batch set `sample` (set 0 is the search's; others draw other training pairs)."""
@@ -133,8 +130,7 @@ class SupernetFitness:
         arch = Arch(self.space, tuple(int(g) for g in genotype))
         subnet = self.recalibrated_subnet(arch, bn_sample)
         tracker = LightTrackTracker(subnet, preset(self.spec.tracker_preset), str(self.device))
-        result = {**score_tracker(tracker, self.subset(subset), self.spec.metric), "flops": self.table.flops(arch),
-                  "params": self.table.params(arch)}
+        result = score_tracker(tracker, self.subset(subset), self.spec.metric)  # costs: the search's record
         if self.spec.latency_runs:
             result["latency_ms"] = measure_latency(subnet, self.space.spec.template_size, self.space.spec.search_size,
                                                    runs=self.spec.latency_runs, warmup=2,

@@ -10,10 +10,11 @@ settings = SearchSettings(population=48, top_k=10, mutations=24, crossovers=24, 
                           algorithm="evolution")          # or "nsga2" / "random"
 evaluator = RayPoolEvaluator(fitness_factory, workers=2)  # or LocalEvaluator(fitness_factory)
 result = run_search(space, settings, evaluator, "runs/x/search_state.json", resume=True)
-result.best      # Candidate(arch_id, genotype, fitness, metrics) with the highest fitness
+result.best      # Candidate(arch, fitness, metrics, cost) with the highest fitness
 result.pareto    # non-dominated candidates over settings.objectives, e.g. ("fitness", "flops")
 result.logbook   # [{"gen", "evals", "failed", "best", "mean", "median", "best_so_far", "best_arch"}, ...]
-result.evaluated # {arch_id: {"genotype", "fitness", "metrics", "attempts", "error", "generation"}}
+result.evaluated # {arch_id: {"genotype", "fitness", "metrics", "cost", "attempts", "error", "generation"}}
+result.candidates  # the same records as Candidates (arch_id -> Candidate)
 evaluator.close()
 ```
 

@@ -41,14 +41,24 @@ _LOG_FIELDS = ("gen", "evals", "failed", "best", "mean", "median", "best_so_far"
 
 @dataclass(frozen=True)
 class Candidate:
-    arch_id: str
-    genotype: Genotype
+    """An evaluated architecture as the search's record holds it (see `SearchState.record`)."""
+
+    arch: Arch
     fitness: float
     metrics: dict
+    cost: dict[str, int]
+
+    @property
+    def arch_id(self) -> str:
+        return self.arch.arch_id
+
+    @property
+    def genotype(self) -> Genotype:
+        return self.arch.genotype
 
     @classmethod
-    def of(cls, arch_id: str, record: dict) -> "Candidate":
-        return cls(arch_id, tuple(record["genotype"]), record["fitness"], record["metrics"])
+    def of(cls, arch: Arch, record: dict) -> "Candidate":
+        return cls(arch, record["fitness"], record["metrics"], record["cost"])
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,8 @@ class SearchResult:
     best: Candidate | None  # highest fitness (ties: smallest arch_id); None if every candidate failed
     pareto: list[Candidate]  # non-dominated over `settings.objectives`, failed candidates excluded
     logbook: list[dict]  # one record per generation (deterministic: no wall-clock fields)
-    evaluated: dict[str, dict]  # arch_id -> {genotype, fitness, metrics, attempts, error, generation}
+    evaluated: dict[str, dict]  # arch_id -> {genotype, fitness, metrics, cost, attempts, error, generation}
+    candidates: dict[str, Candidate]  # arch_id -> the same records as candidates (Arch built once)
     timings: list[dict]  # wall-clock seconds per generation
     state_path: Path
 
@@ -83,16 +94,31 @@ class _Search:
         self.space, self.settings, self.evaluator = space, settings, evaluator
         self.state, self.state_path, self.progress = state, state_path, progress
         self.table = cost_table(space)
+        self._archs: dict[Genotype, Arch] = {}
         self.variation = Variation(space, settings.bounds, settings.mutation_prob, settings.max_retries)
         self.individual = _individual_class(settings.weights)
         self.logbook = tools.Logbook()
         self.logbook.header = _LOG_FIELDS
         for entry in state.logbook:
             self.logbook.record(**entry)
+        for record in state.evaluated.values():  # a state written before records carried their cost
+            record.setdefault("cost", self.table.cost(self.arch(record["genotype"])))
 
     # -- individuals ----------------------------------------------------------------------------
+    def arch(self, genotype: Genotype) -> Arch:
+        """The candidate's `Arch`, built once per genotype and reused by every later step."""
+        genotype = tuple(genotype)
+        arch = self._archs.get(genotype)
+        if arch is None:
+            arch = self._archs[genotype] = Arch(self.space, genotype)
+        return arch
+
     def arch_id(self, genotype: Genotype) -> str:
-        return Arch(self.space, tuple(genotype)).arch_id
+        return self.arch(genotype).arch_id
+
+    def candidate(self, arch_id: str) -> Candidate:
+        record = self.state.evaluated[arch_id]
+        return Candidate.of(self.arch(record["genotype"]), record)
 
     def objective_values(self, record: dict) -> tuple[float, ...]:
         worst = {1.0: -math.inf, -1.0: math.inf}
@@ -117,7 +143,7 @@ class _Search:
         seen = set(self.state.evaluated)
         if gen == 0:
             seeds = [g for g in dict.fromkeys(settings.seeds) if self.arch_id(g) not in seen
-                     and settings.bounds.admits(self.table.cost(Arch(self.space, g)))][: settings.population]
+                     and settings.bounds.admits(self.table.cost(self.arch(g)))][: settings.population]
             seen |= {self.arch_id(g) for g in seeds}
             return seeds + self.variation.random_batch(settings.population - len(seeds),
                                                        rng_for(settings.seed, 0, "init"), seen)
@@ -128,16 +154,17 @@ class _Search:
         return self.variation.offspring(self.state.parents, settings.mutations, settings.crossovers, rngs, seen)
 
     def store(self, outcome: EvalOutcome) -> str:
-        """Record one outcome with the cost-table metrics and checkpoint the whole state."""
-        metrics = {**outcome.metrics, "flops": self.table.flops(outcome.genotype),
-                   "params": self.table.params(outcome.genotype)}
+        """Record one outcome with its cost (FLOPs and params also as metrics) and checkpoint the whole state."""
+        arch = self.arch(outcome.genotype)
+        cost = self.table.cost(arch)
+        metrics = {**outcome.metrics, "flops": cost["flops"], "params": cost["params"]}
         missing = [o for o in self.settings.objectives[1:] if o not in metrics]
         if not outcome.failed and missing:  # a set-up mistake, not a bad candidate: stop before wasting a search
             raise ConfigError(f"the evaluator returns no {', '.join(missing)}, which is a search objective; "
                               f"it returned {sorted(outcome.metrics)}", key="search.objectives")
-        aid = self.arch_id(outcome.genotype)
-        self.state.evaluated[aid] = SearchState.record(outcome.genotype, outcome.fitness, metrics, outcome.attempts,
-                                                       outcome.error, self.state.generation)
+        aid = arch.arch_id
+        self.state.evaluated[aid] = SearchState.record(outcome.genotype, outcome.fitness, metrics, cost,
+                                                       outcome.attempts, outcome.error, self.state.generation)
         self.state.save(self.state_path)
         return aid
 
@@ -182,16 +209,15 @@ class _Search:
         finite = [(aid, r) for aid, r in self.state.evaluated.items() if math.isfinite(r["fitness"])]
         if not finite:
             return None
-        aid, record = min(finite, key=lambda item: (-item[1]["fitness"], item[0]))
-        return Candidate.of(aid, record)
+        aid, _ = min(finite, key=lambda item: (-item[1]["fitness"], item[0]))
+        return self.candidate(aid)
 
     def pareto(self) -> list[Candidate]:
         ok = sorted(aid for aid, r in self.state.evaluated.items() if math.isfinite(r["fitness"]))
         if not ok:
             return []
         front = tools.sortNondominated(self.individuals(ok), len(ok), first_front_only=True)[0]
-        return sorted((Candidate.of(ind.arch_id, self.state.evaluated[ind.arch_id]) for ind in front),
-                      key=lambda c: (-c.fitness, c.arch_id))
+        return sorted((self.candidate(ind.arch_id) for ind in front), key=lambda c: (-c.fitness, c.arch_id))
 
     def run(self) -> SearchResult:
         state = self.state
@@ -206,8 +232,8 @@ class _Search:
         if not state.done:
             state.done = True
             state.save(self.state_path)
-        return SearchResult(self.best(), self.pareto(), list(state.logbook), state.evaluated, state.timings,
-                            self.state_path)
+        return SearchResult(self.best(), self.pareto(), list(state.logbook), state.evaluated,
+                            {aid: self.candidate(aid) for aid in state.evaluated}, state.timings, self.state_path)
 
 
 def run_search(space: SearchSpace, settings: SearchSettings, evaluator: Evaluator, state_path: str | Path, *,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nas.cost.sampling import check_feasible, repair_towards
+from nas.cost.sampling import check_feasible, repair_towards, sample_within
 from nas.cost.table import cost_table
 from nas.space import Arch, Bounds, SearchSpace
 
@@ -42,7 +42,7 @@ class Variation:
         for _ in range(max(count, 1) * self.max_retries):
             if len(batch) == count:
                 break
-            arch = self.space.sample(rng, self.bounds)
+            arch = sample_within(self.space, rng, self.bounds)
             if arch.arch_id not in seen:
                 seen.add(arch.arch_id)
                 batch.append(arch.genotype)

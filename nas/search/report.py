@@ -20,7 +20,7 @@ from nas import __version__
 from nas.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.search.evolution import Candidate, SearchResult
 from nas.search.state import SearchSettings
-from nas.space import Arch, SearchSpace
+from nas.space import Arch, SearchSpace, arch_to_json
 
 LOG_FIELDS = ("gen", "evals", "failed", "best", "mean", "median", "best_so_far", "best_arch")
 
@@ -33,18 +33,14 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def candidate_json(space: SearchSpace, candidate: Candidate, provenance: dict) -> dict:
-    from nas.cost.table import cost_table
-
-    arch = Arch(space, tuple(candidate.genotype))
-    return arch.to_json(cost=cost_table(space).cost(arch), fitness=candidate.fitness,
+def candidate_json(candidate: Candidate, provenance: dict) -> dict:
+    return arch_to_json(candidate.arch, cost=candidate.cost, fitness=candidate.fitness,
                         metrics=dict(candidate.metrics), provenance=provenance)
 
 
-def _final_best(space: SearchSpace, result: SearchResult, final: dict, provenance: dict) -> dict:
+def _final_best(result: SearchResult, final: dict, provenance: dict) -> dict:
     pick = next(c for c in final["candidates"] if c["genotype"] == final["best_genotype"])
-    candidate = Candidate.of(pick["arch_id"], result.evaluated[pick["arch_id"]])
-    body = candidate_json(space, candidate, provenance)
+    body = candidate_json(result.candidates[pick["arch_id"]], provenance)
     ref = final["reference_arch"]
     keys = ("fitness", "fitness_std", "fitness_search", "fitness_by_subset")
     references = {"identity": {k: final["identity"][k] for k in keys}}
@@ -61,10 +57,10 @@ def write_reports(run_dir: Path, space: SearchSpace, settings: SearchSettings, r
     provenance = {"tool": f"tracknas {__version__}", "seed": seed, "space_hash": space.hash,
                   "supernet_checkpoint": str(checkpoint), "supernet_sha256": file_sha256(checkpoint),
                   "search": settings.to_json()}
-    best = _final_best(space, result, final, provenance) if final else candidate_json(space, result.best, provenance)
+    best = _final_best(result, final, provenance) if final else candidate_json(result.best, provenance)
     atomic_write_json(run_dir / "best.json", best)
     atomic_write_json(run_dir / "pareto.json", {"objectives": list(settings.objectives),
-                                                "front": [candidate_json(space, c, provenance) for c in result.pareto]})
+                                                "front": [candidate_json(c, provenance) for c in result.pareto]})
     atomic_write_json(run_dir / "logbook.json", result.logbook)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS, extrasaction="ignore")

@@ -94,7 +94,7 @@ class SearchState:
     generation: int = 0
     parents: list[Genotype] = field(default_factory=list)
     pending: list[Genotype] = field(default_factory=list)  # the planned batch of `generation`
-    evaluated: dict[str, dict] = field(default_factory=dict)  # arch_id -> record (see `record`)
+    evaluated: dict[str, dict] = field(default_factory=dict)  # arch_id -> the candidate's record (see `record`)
     logbook: list[dict] = field(default_factory=list)
     timings: list[dict] = field(default_factory=list)  # wall clock per generation, not reproducible
     done: bool = False
@@ -105,10 +105,12 @@ class SearchState:
         return cls(settings, space.name, space.hash)
 
     @staticmethod
-    def record(genotype: Genotype, fitness: float, metrics: dict, attempts: int, error: str | None,
-               generation: int) -> dict:
-        return {"genotype": list(genotype), "fitness": fitness, "metrics": metrics, "attempts": attempts,
-                "error": error, "generation": generation}
+    def record(genotype: Genotype, fitness: float, metrics: dict, cost: dict[str, int], attempts: int,
+               error: str | None, generation: int) -> dict:
+        """The one record of an evaluated candidate: its cost is computed once, here, and every report,
+        export and plot reads it from the record."""
+        return {"genotype": list(genotype), "fitness": fitness, "metrics": metrics, "cost": cost,
+                "attempts": attempts, "error": error, "generation": generation}
 
     def _head(self) -> dict:
         return {"schema": STATE_SCHEMA, "space": self.space, "space_hash": self.space_hash,

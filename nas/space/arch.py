@@ -13,6 +13,7 @@ is rejected, so an architecture can never be silently rebuilt in a changed space
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,9 @@ def arch_to_json(arch: Arch, **info: Any) -> dict:
     return obj
 
 
-def arch_from_json(obj: Any, space: SearchSpace | None = None, *, source: str = "<json>") -> Arch:
-    """Validate `obj` against its space (resolved by name when not given) and build the Arch."""
+def arch_from_json(obj: Any, space: SearchSpace | Callable[[str], SearchSpace], *, source: str = "<json>") -> Arch:
+    """Validate `obj` against `space` and build the Arch; `space` may be a resolver that gets the space
+    name the JSON records (`nas.space.registry.load_space` resolves built-in names and paths)."""
     def fail(key: str, message: str) -> ArchError:
         return ArchError(message, source=source, key=key)
 
@@ -52,10 +54,8 @@ def arch_from_json(obj: Any, space: SearchSpace | None = None, *, source: str = 
         raise fail(unknown[0], f"unknown key; expected one of {', '.join(sorted(_KEYS))}")
     if obj["schema"] != SCHEMA:
         raise fail("schema", f"expected {SCHEMA!r}, got {obj['schema']!r}")
-    if space is None:
-        from nas.space.registry import load_space
-
-        space = load_space(str(obj["space"]))
+    if not isinstance(space, SearchSpace):
+        space = space(str(obj["space"]))
     if obj["space"] != space.name:
         raise fail("space", f"architecture is for space {obj['space']!r}, expected {space.name!r}")
     if obj["space_hash"] != space.hash:
@@ -83,11 +83,6 @@ def arch_from_json(obj: Any, space: SearchSpace | None = None, *, source: str = 
 
 def load_arch_json(path: str | Path) -> dict:
     return load_json(path, error=ArchError, what="architecture file")
-
-
-def load_arch(path: str | Path, space: SearchSpace | None = None) -> Arch:
-    """Read and validate an architecture JSON file (its space resolved by name unless given)."""
-    return arch_from_json(load_arch_json(path), space, source=str(path))
 
 
 def save_arch(path: str | Path, arch: Arch, **info: Any) -> Path:

@@ -41,8 +41,9 @@ def to_lighttrack_string(arch: Arch) -> str:
                          for g, s, _ in space.block_genes) + "0"
     heads = []
     for head in space.spec.heads:
-        channels, ops = arch.head(head.name)
-        heads.append(str(head.channels.index(channels)) + "".join(str(head.ops.index(op)) for op in ops))
+        choices = arch.head_choices(head.name)
+        heads.append(str(head.channels.index(choices["channels"]))
+                     + "".join(str(head.ops.index(choices[str(layer)])) for layer in range(head.depth)))
     out = arch.output
     return f"back_{back}+cls_{heads[0]}+reg_{heads[1]}_ops_{out.stage}{out.block}"
 
@@ -76,7 +77,8 @@ def from_lighttrack_string(space: SearchSpace, text: str, *, source: str = "<str
             raise fail("back", f"block {stages[s].name}.{b}: op {op.label!r} is not allowed there")
         genotype[g] = gene.options.index(op)
     for head, digits in zip(space.spec.heads, (cls, reg)):
-        channel_gene, layer_genes = space.head_genes[head.name]
+        genes = space.head_genes[head.name]
+        channel_gene, layer_genes = genes["channels"], [genes[str(layer)] for layer in range(head.depth)]
         if len(digits) != 1 + head.depth:
             raise fail(head.name, f"expected {1 + head.depth} digits (channel + {head.depth} layers), got {len(digits)}")
         if int(digits[0]) >= len(head.channels):

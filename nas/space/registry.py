@@ -6,8 +6,8 @@ from importlib import resources
 from pathlib import Path
 
 from nas.errors import SpecError
-from nas.space.arch import reference_arch
-from nas.space.space import SearchSpace
+from nas.space.arch import arch_from_json, load_arch_json, reference_arch
+from nas.space.space import Arch, SearchSpace
 from nas.space.spec import load_spec_file
 
 
@@ -45,3 +45,8 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     """Parse, validate and flatten a space (cached per file and modification time)."""
     path = resolve_space_file(name_or_path)
     return _load(path, path.stat().st_mtime_ns)
+
+
+def load_arch(path: str | Path, space: SearchSpace | None = None) -> Arch:
+    """Read and validate an architecture JSON file; its space is the one given, or the one it names."""
+    return arch_from_json(load_arch_json(path), space or load_space, source=str(path))

@@ -2,10 +2,9 @@
 
 A genotype is a tuple of choice indices, one per gene, in a fixed order:
 `backbone.<stage>.<block>` for every searchable block, `backbone.output` (the output position:
-stage and block), then per head: a `tower` head's `heads.<name>.channels` and `heads.<name>.<layer>`;
-a `dimp` head's `heads.<name>.feature_dim`, `.filter_size` and `.num_iter`; a `gradnet` head's
-`heads.<name>.hidden`, `.kernel`, `.width` and `.interval`. Genes carry a
-`group` used by crossover (a whole backbone stage travels together, head genes one by one).
+stage and block), then per head one gene `heads.<name>.<dimension>` for each dimension its kind
+declares (`nas.heads`: a tower's `channels`, `0`, `1`, ...; a dimp head's `feature_dim`, ...). Genes
+carry a `group` used by crossover (a whole backbone stage travels together, head genes one by one).
 Genes past the output position do not change the subnet; `Arch.arch_id` ignores them so two
 genotypes that build the same network share an id (dedup caches key on it).
 """
@@ -19,13 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from nas.space.grammar import OpSpec
-from nas.space.spec import AnyHeadSpec, Bounds, SpaceSpec, StageSpec
-
-
-HEAD_DIMENSIONS = {"dimp": ("feature_dim", "filter_size", "num_iter"),
-                   "gradnet": ("hidden", "kernel", "width", "interval")}
-"""The searchable dimensions of each non-tower head type, in gene order."""
+from nas.heads import KINDS
+from nas.space.spec import Bounds, SpaceSpec, StageSpec
 
 
 @dataclass(frozen=True)
@@ -67,27 +61,13 @@ class SearchSpace:
         self.output_gene = len(genes)
         genes.append(Gene("backbone.output", positions,
                           tuple(p.label(spec.backbone.stages) for p in positions), "backbone.output"))
-        self.head_genes: dict[str, tuple[int, list[int]]] = {}  # tower heads: (channel gene, layer genes)
-        self.head_dims: dict[str, dict[str, int]] = {}  # other heads: dimension -> gene index
+        self.head_genes: dict[str, dict[str, int]] = {}  # head -> dimension -> gene index
         for head in spec.heads:
-            if head.type != "tower":
-                dims = HEAD_DIMENSIONS[head.type]
-                self.head_dims[head.name] = {dim: len(genes) + i for i, dim in enumerate(dims)}
-                for dim in dims:
-                    options = getattr(head, dim)
-                    genes.append(Gene(f"heads.{head.name}.{dim}", options, tuple(str(o) for o in options),
-                                      f"heads.{head.name}.{dim}"))
-                continue
-            channel_gene = len(genes)
-            genes.append(Gene(f"heads.{head.name}.channels", head.channels,
-                              tuple(str(c) for c in head.channels), f"heads.{head.name}.channels"))
-            layer_genes = []
-            for layer in range(head.depth):
-                ops = head.first_ops if layer == 0 else head.ops
-                layer_genes.append(len(genes))
-                genes.append(Gene(f"heads.{head.name}.{layer}", ops, tuple(op.label for op in ops),
-                                  f"heads.{head.name}.{layer}"))
-            self.head_genes[head.name] = (channel_gene, layer_genes)
+            self.head_genes[head.name] = {}
+            for dim in KINDS[head.type].dimensions(head):
+                self.head_genes[head.name][dim.name] = len(genes)
+                genes.append(Gene(f"heads.{head.name}.{dim.name}", dim.options, dim.labels,
+                                  f"heads.{head.name}.{dim.name}"))
         self.genes: tuple[Gene, ...] = tuple(genes)
         self.gene_index = {g.name: i for i, g in enumerate(self.genes)}
         self.cardinalities = np.array([len(g.options) for g in self.genes], dtype=np.int64)
@@ -116,13 +96,9 @@ class SearchSpace:
     def random_genotype(self, rng: np.random.Generator) -> tuple[int, ...]:
         return tuple(int(rng.integers(c)) for c in self.cardinalities)
 
-    def sample(self, rng: np.random.Generator, bounds: Bounds | None = None) -> "Arch":
-        """Uniform sample; with `bounds`, uniform over the feasible set (see `nas.cost.sampling`)."""
-        if bounds is None or (bounds.flops is None and bounds.params is None):
-            return Arch(self, self.random_genotype(rng))
-        from nas.cost.sampling import sample_within
-
-        return sample_within(self, rng, bounds)
+    def sample(self, rng: np.random.Generator) -> "Arch":
+        """Uniform sample (within cost bounds: `nas.cost.sampling.sample_within`)."""
+        return Arch(self, self.random_genotype(rng))
 
     def mutate(self, arch: "Arch", rng: np.random.Generator, prob: float) -> "Arch":
         """Re-draw each gene with probability `prob` (a re-draw always picks a different option)."""
@@ -138,17 +114,6 @@ class SearchSpace:
         take_b = {group: bool(rng.random() < 0.5) for group in dict.fromkeys(g.group for g in self.genes)}
         genotype = tuple(b.genotype[i] if take_b[g.group] else a.genotype[i] for i, g in enumerate(self.genes))
         return Arch(self, genotype)
-
-    # -- decoding -------------------------------------------------------------------------------
-    def from_json(self, obj: dict, *, source: str = "<json>") -> "Arch":
-        from nas.space.arch import arch_from_json
-
-        return arch_from_json(obj, self, source=source)
-
-    def from_lighttrack_string(self, text: str, *, source: str = "<string>") -> "Arch":
-        from nas.space.lighttrack_codec import from_lighttrack_string
-
-        return from_lighttrack_string(self, text, source=source)
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,17 +137,6 @@ class Arch:
     def __hash__(self) -> int:
         return hash(self.arch_id)
 
-    def to_json(self, **info: Any) -> dict:
-        """The versioned JSON form (see `nas.space.arch`); `info` adds cost/provenance/fitness/metrics."""
-        from nas.space.arch import arch_to_json
-
-        return arch_to_json(self, **info)
-
-    def to_lighttrack_string(self) -> str:
-        from nas.space.lighttrack_codec import to_lighttrack_string
-
-        return to_lighttrack_string(self)
-
     @property
     def choices(self) -> dict[str, str]:
         """Human-readable gene -> option label mapping (the `choices` block of the JSON form)."""
@@ -192,18 +146,9 @@ class Arch:
     def output(self) -> OutputPosition:
         return self.space.output_position(self.genotype)
 
-    def head(self, name: str) -> tuple[int, list[OpSpec]]:
-        channel_gene, layer_genes = self.space.head_genes[name]
-        genes = self.space.genes
-        return (genes[channel_gene].options[self.genotype[channel_gene]],
-                [genes[g].options[self.genotype[g]] for g in layer_genes])
-
-    def head_options(self, name: str) -> dict[str, Any]:
-        """The chosen value of each searchable dimension of a `dimp` or `gradnet` head."""
-        return {dim: self.space.genes[g].options[self.genotype[g]] for dim, g in self.space.head_dims[name].items()}
-
-    def head_spec(self, name: str) -> AnyHeadSpec:
-        return next(h for h in self.space.spec.heads if h.name == name)
+    def head_choices(self, name: str) -> dict[str, Any]:
+        """The chosen option of each dimension of head `name` (what its kind builds from)."""
+        return {dim: self.space.genes[g].options[self.genotype[g]] for dim, g in self.space.head_genes[name].items()}
 
     @cached_property
     def active_genes(self) -> tuple[int, ...]:

@@ -16,7 +16,9 @@ from typing import Any
 
 from nas.errors import SpecError
 from nas.io import load_yaml
-from nas.space.grammar import INPUT_SIZE, MAX_CHANNELS, MAX_DEPTH, MAX_KERNEL, OpSpec, parse_op
+from nas.heads import KINDS, HeadSpec
+from nas.dsl.grammar import INPUT_SIZE, MAX_CHANNELS, MAX_DEPTH, OpSpec, SEConfig, parse_op
+from nas.dsl.reader import SpecReader
 
 SCHEMA_VERSION = 1
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
@@ -53,13 +55,6 @@ class Bounds:
 
 
 @dataclass(frozen=True)
-class SEConfig:
-    gate: str = "hard_sigmoid"
-    act: str = "relu"
-    divisor: int = 8
-
-
-@dataclass(frozen=True)
 class StageSpec:
     """A searchable stage: `depth` choice blocks; only the first has `stride` (and may change channels)."""
 
@@ -88,62 +83,6 @@ class NeckSpec:
 
 
 @dataclass(frozen=True)
-class HeadSpec:
-    """A `tower` head branch: a stack of DSConv/skip layers with a width choice, then a predictor."""
-
-    name: str
-    type: str
-    channels: tuple[int, ...]
-    depth: int
-    ops: tuple[OpSpec, ...]
-    first_ops: tuple[OpSpec, ...]
-    outputs: int
-    activation: str
-    scale: float
-
-
-@dataclass(frozen=True)
-class DiMPHeadSpec:
-    """A `dimp` classifier head: DiMP's discriminative model predictor on the backbone features.
-
-    Searchable: the classification feature width D, the (odd) filter size k and the number of
-    Gauss-Newton iterations; it replaces a `cls` tower, so it scores the same S x S grid.
-    """
-
-    name: str
-    type: str
-    feature_dim: tuple[int, ...]
-    filter_size: tuple[int, ...]
-    num_iter: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class GradNetHeadSpec:
-    """A `gradnet` template-update head: GradNet's gradient-guided update of the template features.
-
-    Searchable: the hidden-template point (`stem` or a stage before every output stage), the U1
-    kernel and width, and the update interval in frames; `weight` mixes the updated template into
-    the original one. `grad_scale` sets what U1 sees: `rms` (default, None here) divides each
-    template's gradient by its root mean square, so U1 gets a unit-scale direction whatever the
-    path's depth and logit scale; a number multiplies it as GradNet does (its 1e4 suits its own
-    loss scale: on a LightTrack path that product is ~1e-5, U1's BN erases it and the update no
-    longer depends on the gradient).
-    """
-
-    name: str
-    type: str
-    hidden: tuple[str, ...]
-    kernel: tuple[int, ...]
-    width: tuple[int, ...]
-    interval: tuple[int, ...]
-    weight: float
-    grad_scale: float | None
-
-
-AnyHeadSpec = HeadSpec | DiMPHeadSpec | GradNetHeadSpec
-
-
-@dataclass(frozen=True)
 class ReferenceSpec:
     """The space's reference architecture, scored beside every search as a floor: a LightTrack path
     string or one option per gene (resolved against the genes by `nas.space.arch.reference_arch`)."""
@@ -161,7 +100,7 @@ class SpaceSpec:
     search_size: int
     backbone: BackboneSpec
     neck: NeckSpec
-    heads: tuple[AnyHeadSpec, ...]
+    heads: tuple[HeadSpec, ...]
     constraints: dict[str, Bounds]
     source: str
     reference: ReferenceSpec | None = None
@@ -177,77 +116,13 @@ class SpaceSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class _Reader:
-    """Typed access to a YAML mapping that reports the file and key path on every mistake."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, key: str, message: str) -> SpecError:
-        return SpecError(message, source=self.source, key=key)
-
-    def mapping(self, node: Any, key: str, allowed: set[str], required: set[str]) -> dict:
-        if not isinstance(node, dict):
-            raise self.fail(key, f"expected a mapping, got {type(node).__name__}")
-        unknown = sorted(set(map(str, node)) - allowed)
-        if unknown:
-            raise self.fail(f"{key}.{unknown[0]}" if key else unknown[0],
-                            f"unknown key; expected one of {', '.join(sorted(allowed))}")
-        for name in sorted(required):
-            if name not in node:
-                raise self.fail(f"{key}.{name}" if key else name, "missing required key")
-        return node
-
-    def integer(self, node: dict, key: str, name: str, *, minimum: int = 1, maximum: int,
-                default: int | None = None) -> int:
-        value = node.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-            raise self.fail(f"{key}.{name}", f"expected an integer in {minimum}..{maximum}, got {value!r}")
-        return value
-
-    def number(self, node: dict, key: str, name: str, default: float, *, maximum: float) -> float:
-        """A finite number in (0, maximum]."""
-        value = node.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= maximum:
-            raise self.fail(f"{key}.{name}", f"expected a finite positive number in (0, {maximum:g}], got {value!r}")
-        return float(value)
-
-    def text(self, node: dict, key: str, name: str, choices: tuple[str, ...] | None = None,
-             default: str | None = None) -> str:
-        value = node.get(name, default)
-        if not isinstance(value, str) or not value:
-            raise self.fail(f"{key}.{name}", f"expected a string, got {value!r}")
-        if choices and value not in choices:
-            raise self.fail(f"{key}.{name}", f"expected one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def op_list(self, node: Any, key: str, named: dict[str, tuple[OpSpec, ...]]) -> tuple[OpSpec, ...]:
-        """A choice list: inline op strings and/or names of lists declared under `choices`."""
-        items = [node] if isinstance(node, str) else node
-        if not isinstance(items, list):
-            raise self.fail(key, f"expected a list of op strings, got {type(node).__name__}")
-        ops: list[OpSpec] = []
-        for i, item in enumerate(items):
-            if isinstance(item, str) and item in named:
-                ops.extend(named[item])
-            else:
-                ops.append(parse_op(item, source=self.source, key=f"{key}[{i}]"))
-        if not ops:
-            raise self.fail(key, "empty choice list; expected at least one op")
-        labels = [op.label for op in ops]
-        duplicate = next((lab for lab in labels if labels.count(lab) > 1), None)
-        if duplicate:
-            raise self.fail(key, f"op {duplicate!r} listed twice")
-        return tuple(ops)
-
-
 def load_spec_file(path: str | Path) -> SpaceSpec:
     path = Path(path)
     return parse_spec(load_yaml(path, error=SpecError, what="search-space file"), source=str(path))
 
 
 def parse_spec(data: Any, *, source: str) -> SpaceSpec:
-    r = _Reader(source)
+    r = SpecReader(source)
     top = r.mapping(data, "", {"name", "description", "version", "input", "backbone", "neck", "heads",
                                "constraints", "reference"}, {"name", "input", "backbone", "neck", "heads"})
     version = top.get("version", SCHEMA_VERSION)
@@ -269,11 +144,13 @@ def parse_spec(data: Any, *, source: str) -> SpaceSpec:
     spec = SpaceSpec(name=name, description=str(top.get("description", "")).strip(),
                      template_size=template_size, search_size=search_size, backbone=backbone, neck=neck,
                      heads=heads, constraints=constraints, source=source, reference=reference)
+    for head in heads:
+        KINDS[head.type].check(head, spec, r)
     _check_geometry(r, spec)
     return spec
 
 
-def _parse_backbone(r: _Reader, node: Any) -> BackboneSpec:
+def _parse_backbone(r: SpecReader, node: Any) -> BackboneSpec:
     key = "backbone"
     bb = r.mapping(node, key, {"act", "se", "stem", "fixed", "choices", "stages", "output"},
                    {"stem", "stages", "output"})
@@ -344,105 +221,31 @@ def _parse_backbone(r: _Reader, node: Any) -> BackboneSpec:
     return BackboneSpec(act=act, se=se, stem=stem, fixed=fixed, stages=tuple(stages), output=tuple(output))
 
 
-def _parse_neck(r: _Reader, node: Any) -> NeckSpec:
+def _parse_neck(r: SpecReader, node: Any) -> NeckSpec:
     neck = r.mapping(node, "neck", {"type", "channels"}, {"type", "channels"})
     return NeckSpec(type=r.text(neck, "neck", "type", ("pixelwise",)),
                     channels=r.integer(neck, "neck", "channels", maximum=MAX_CHANNELS))
 
 
-def _int_choices(r: _Reader, node: dict, key: str, name: str, *, minimum: int = 1, maximum: int,
-                 odd: bool = False) -> tuple[int, ...]:
-    """A non-empty list of distinct integers in minimum..maximum (odd ones when `odd`)."""
-    values = node.get(name)
-    if not isinstance(values, list) or not values:
-        raise r.fail(f"{key}.{name}", "empty choice list; expected a non-empty list of integers")
-    for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum or (odd and v % 2 == 0):
-            what = "an odd integer" if odd else "an integer"
-            raise r.fail(f"{key}.{name}[{i}]", f"expected {what} in {minimum}..{maximum}, got {v!r}")
-    if len(set(values)) != len(values):
-        raise r.fail(f"{key}.{name}", "choices must be distinct")
-    return tuple(values)
-
-
-def _parse_heads(r: _Reader, node: Any) -> tuple[AnyHeadSpec, ...]:
+def _parse_heads(r: SpecReader, node: Any) -> tuple[HeadSpec, ...]:
     if not isinstance(node, dict) or not node:
         raise r.fail("heads", "expected a non-empty mapping of head name -> head spec")
-    parsers = {"tower": _parse_tower, "dimp": _parse_dimp, "gradnet": _parse_gradnet}
     heads = []
     for hname, h in node.items():
         key = f"heads.{hname}"
         if not isinstance(h, dict):
             raise r.fail(key, f"expected a mapping, got {type(h).__name__}")
-        htype = r.text(h, key, "type", tuple(parsers))
-        heads.append(parsers[htype](r, str(hname), h, key))
+        heads.append(KINDS[r.text(h, key, "type", tuple(KINDS))].parse(r, str(hname), h, key))
     names = {h.name: h for h in heads}
     if "cls" not in names or "reg" not in names:
         raise r.fail("heads", "expected a 'cls' and a 'reg' head (the tracker decodes both)")
-    if names["reg"].type != "tower":
-        raise r.fail("heads.reg.type", "the box regression head must be a 'tower'")
-    updates = [h for h in heads if h.type == "gradnet"]
-    if len(updates) > 1:
-        raise r.fail(f"heads.{updates[1].name}", "at most one 'gradnet' update head")
-    if updates and names["cls"].type != "tower":
-        raise r.fail(f"heads.{updates[0].name}", "a 'gradnet' update needs a 'tower' cls head (its gradient "
-                     "comes from the cls logits)")
-    for h in heads:
-        if h.type == "dimp" and h.name != "cls":
-            raise r.fail(f"heads.{h.name}.type", "a 'dimp' head can only be the 'cls' head")
+    if not KINDS[names["reg"].type].regresses_boxes:
+        regressors = " or ".join(repr(kind.name) for kind in KINDS.values() if kind.regresses_boxes)
+        raise r.fail("heads.reg.type", f"the box regression head must be a {regressors}")
     return tuple(heads)
 
 
-def _parse_tower(r: _Reader, name: str, h: dict, key: str) -> HeadSpec:
-    h = r.mapping(h, key, {"type", "channels", "depth", "ops", "first_ops", "outputs", "activation", "scale"},
-                  {"type", "channels", "depth", "ops", "outputs"})
-    chans = _int_choices(r, h, key, "channels", maximum=MAX_CHANNELS)
-    ops = r.op_list(h["ops"], f"{key}.ops", {})
-    first_ops = r.op_list(h["first_ops"], f"{key}.first_ops", {}) if "first_ops" in h else ops
-    for label, group in (("ops", ops), ("first_ops", first_ops)):
-        for j, op in enumerate(group):
-            if op.type not in ("sep", "conv", "skip"):
-                raise r.fail(f"{key}.{label}[{j}]", f"expected a head op (sep, conv, skip), got {op.label!r}")
-    if any(op.is_skip for op in first_ops):
-        raise r.fail(f"{key}.first_ops", "layer 0 maps the neck width to the head width, so it cannot be "
-                     "'skip'; give first_ops without skip")
-    missing = [op.label for op in first_ops if op not in ops]
-    if missing:
-        raise r.fail(f"{key}.first_ops", f"expected a subset of ops; {missing[0]!r} is not in ops")
-    return HeadSpec(name=name, type="tower", channels=chans, depth=r.integer(h, key, "depth", maximum=MAX_DEPTH),
-                    ops=ops, first_ops=first_ops, outputs=r.integer(h, key, "outputs", maximum=64),
-                    activation=r.text(h, key, "activation", ("none", "relu"), default="none"),
-                    scale=r.number(h, key, "scale", 1.0, maximum=1e6))
-
-
-def _parse_dimp(r: _Reader, name: str, h: dict, key: str) -> DiMPHeadSpec:
-    h = r.mapping(h, key, {"type", "feature_dim", "filter_size", "num_iter"},
-                  {"type", "feature_dim", "filter_size", "num_iter"})
-    return DiMPHeadSpec(name=name, type="dimp",
-                        feature_dim=_int_choices(r, h, key, "feature_dim", maximum=MAX_CHANNELS),
-                        filter_size=_int_choices(r, h, key, "filter_size", maximum=MAX_KERNEL, odd=True),
-                        num_iter=_int_choices(r, h, key, "num_iter", minimum=0, maximum=20))
-
-
-def _parse_gradnet(r: _Reader, name: str, h: dict, key: str) -> GradNetHeadSpec:
-    h = r.mapping(h, key, {"type", "hidden", "kernel", "width", "interval", "weight", "grad_scale"},
-                  {"type", "hidden", "kernel", "width", "interval"})
-    hidden = h["hidden"]
-    hidden = [hidden] if isinstance(hidden, str) else hidden
-    if not isinstance(hidden, list) or not hidden or not all(isinstance(v, str) for v in hidden):
-        raise r.fail(f"{key}.hidden", "expected a non-empty list of stage names (or 'stem')")
-    if len(set(hidden)) != len(hidden):
-        raise r.fail(f"{key}.hidden", "choices must be distinct")
-    weight = r.number(h, key, "weight", 0.15, maximum=1.0)
-    grad_scale = None if h.get("grad_scale", "rms") == "rms" else r.number(h, key, "grad_scale", 1.0, maximum=1e9)
-    return GradNetHeadSpec(name=name, type="gradnet", hidden=tuple(hidden),
-                           kernel=_int_choices(r, h, key, "kernel", maximum=MAX_KERNEL, odd=True),
-                           width=_int_choices(r, h, key, "width", maximum=MAX_CHANNELS),
-                           interval=_int_choices(r, h, key, "interval", maximum=10_000),
-                           weight=weight, grad_scale=grad_scale)
-
-
-def _parse_constraints(r: _Reader, node: Any) -> dict[str, Bounds]:
+def _parse_constraints(r: SpecReader, node: Any) -> dict[str, Bounds]:
     if not isinstance(node, dict):
         raise r.fail("constraints", "expected a mapping of preset name -> {flops, params, latency_ms}")
     presets = {}
@@ -456,7 +259,7 @@ def _parse_constraints(r: _Reader, node: Any) -> dict[str, Bounds]:
     return presets
 
 
-def _parse_reference(r: _Reader, node: Any) -> ReferenceSpec:
+def _parse_reference(r: SpecReader, node: Any) -> ReferenceSpec:
     ref = r.mapping(node, "reference", {"name", "lighttrack", "choices"}, {"name"})
     name = r.text(ref, "reference", "name")
     if ("lighttrack" in ref) == ("choices" in ref):
@@ -474,18 +277,9 @@ def conv_out(size: int, stride: int) -> int:
     return (size - 1) // stride + 1
 
 
-def _check_geometry(r: _Reader, spec: SpaceSpec) -> None:
-    """Every output position must leave a template feature map of at least 1x1, and a gradnet hidden
-    template must come before every output position (its tail is what the update recomputes)."""
+def _check_geometry(r: SpecReader, spec: SpaceSpec) -> None:
+    """Every output position must leave a template feature map of at least 1x1."""
     bb = spec.backbone
-    names = [st.name for st in bb.stages]
-    first_output = min(names.index(n) for n in bb.output)
-    for head in spec.heads:
-        for i, hidden in enumerate(getattr(head, "hidden", ())):
-            allowed = ["stem", *names[:first_output]]
-            if hidden not in allowed:
-                raise r.fail(f"heads.{head.name}.hidden[{i}]", f"expected 'stem' or a stage before the first output "
-                             f"stage ({', '.join(allowed)}), got {hidden!r}")
     strides = [bb.stem.stride] + [op.stride or 1 for op in bb.fixed]
     size = spec.template_size
     for s in strides:

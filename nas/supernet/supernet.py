@@ -9,15 +9,11 @@ Layout (each candidate is built by the same helpers as `LightTrackSubnet`, so a 
   stage has its own width and feature statistics.
 * `fusion[side]`: one pixel-wise fusion per template feature side; the side fixes the correlation width
   (16x16 = 256 channels at stride 8, 8x8 = 64 at stride 16), so stages of equal stride share it.
-* `heads[name][c]`: a tower per head and channel choice, `layers[l][k]` over that layer's ops, plus its
-  own predictor. cls and reg each run through their own towers. (The LightTrack reference runs the reg
-  branch through the cls towers during supernet training, so its reg towers never train and the two
-  branches share weights; we do not reproduce that.)
-* a `dimp` head: `heads[name].features[stage][d]` (one feature conv per output stage and width D),
-  `heads[name].initializer[d]` (the D->D conv before RoI pooling, shared by every filter size) and
-  one `optimizer` (its 302 parameters do not depend on D, k or the number of iterations).
-* a `gradnet` head: `update[<hidden>_k<kernel>_w<width>]`, one U1 per choice combination (its input
-  width is fixed by the hidden point); the interval needs no weights.
+* `heads[name]`: each per-frame head's part, built by its kind (`nas.heads`): for a tower, one
+  `SuperTower` per channel choice (`layers[l][k]` over that layer's ops, plus its own predictor); cls
+  and reg each run through their own towers. (The LightTrack reference runs the reg branch through
+  the cls towers during supernet training, so its reg towers never train and the two branches share
+  weights; we do not reproduce that.) `update`: a template-update kind's part (gradnet's U1s).
 
 Weight sharing (`weight_sharing="kernel"`): options of one block or head layer that differ only in
 kernel size share every layer whose weights have the same shape (1x1 convs, BN, SE), keeping their own
@@ -35,86 +31,36 @@ and `extract` (a strict state-dict copy), so the three cannot disagree.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from nas.heads import KINDS
+from nas.heads.base import Attachment, tie_kernel_variants
 from nas.space.space import Arch, SearchSpace
-from nas.space.spec import HeadSpec, SEConfig
-from trackers.dimp.initializer import FilterInitializerLinear
-from trackers.lighttrack.blocks import PixelwiseFusion, Predictor, make_op
-from trackers.lighttrack.geometry import block_slots, hidden_point, output_geometry
+from trackers.lighttrack.blocks import PixelwiseFusion, make_op
+from trackers.lighttrack.geometry import attachment, block_slots, head_context
 from trackers.lighttrack.model import (
-    DiMPHead,
-    SubnetParts,
-    GradNetUpdate,
     LightTrackSubnet,
+    SubnetParts,
     Template,
-    TowerHead,
     build_subnet,
-    make_dimp_features,
-    make_dimp_optimizer,
-    make_head_layer,
     make_stem,
-    make_u1,
+    split_roles,
 )
 
 _MAX_VIEWS = 64
 WEIGHT_SHARING = ("none", "kernel")
 
 
-def _tie(first: nn.Module, other: nn.Module) -> None:
-    """Make `other` use `first`'s leaf modules wherever both have a leaf of the same type and shapes."""
-    for (name, a), (_, b) in zip(first.named_children(), list(other.named_children())):
-        if type(a) is not type(b):
-            continue
-        if list(a.children()):
-            _tie(a, b)
-        elif [t.shape for t in (*a.parameters(), *a.buffers())] == [t.shape for t in (*b.parameters(), *b.buffers())]:
-            setattr(other, name, a)  # also for nn.Sequential, whose children are named "0", "1", ...
-
-
-def tie_kernel_variants(options: nn.ModuleList, specs: tuple) -> None:
-    """Options whose op specs differ only in kernel size share every equally shaped leaf module."""
-    firsts: dict[object, nn.Module] = {}
-    for module, op in zip(options, specs):
-        if getattr(op, "type", "skip") == "skip":
-            continue
-        key = replace(op, kernel=0)
-        if key in firsts:
-            _tie(firsts[key], module)
-        else:
-            firsts[key] = module
-
-
-def _u1_key(hidden: str, kernel: int, width: int) -> str:
-    return f"{hidden}_k{kernel}_w{width}"
-
-
 @dataclass(frozen=True)
 class _Route:
-    """What an output position selects: how many blocks run, which neck BNs, which fusion, the stride."""
+    """What an output position selects: how many blocks run, which neck BNs and fusion, what heads see."""
 
     depth: int
-    stage: str
     fusion: str
-    stride: int
-
-
-class SuperTower(nn.Module):
-    """All layer candidates of one head at one channel width, plus that width's predictor."""
-
-    def __init__(self, head: HeadSpec, channels: int, cin: int, se_cfg: SEConfig, share_kernels: bool = False):
-        super().__init__()
-        self.layers = nn.ModuleList(
-            nn.ModuleList(make_head_layer(op, cin if layer == 0 else channels, channels, se_cfg)
-                          for op in (head.first_ops if layer == 0 else head.ops))
-            for layer in range(head.depth))
-        if share_kernels:
-            for layer, options in enumerate(self.layers):
-                tie_kernel_variants(options, head.first_ops if layer == 0 else head.ops)
-        self.predictor = Predictor(channels, head.outputs, head.activation, head.scale)
+    at: Attachment
 
 
 class Supernet(nn.Module):
@@ -129,11 +75,8 @@ class Supernet(nn.Module):
         spec = space.spec
         bb = spec.backbone
         positions = space.genes[space.output_gene].options
-        self._routes: list[_Route] = []
-        for p in positions:
-            _, z_side, stride = output_geometry(space, p, spec.template_size)
-            self._routes.append(_Route(len(space.active_block_genes(p)), bb.stages[p.stage].name, str(z_side),
-                                       stride))
+        self._routes = [_Route(len(space.active_block_genes(p)), str(at.template_side), at)
+                        for p, at in ((p, attachment(space, p)) for p in positions)]
         # Active blocks of any position are a prefix of the slots, so the deepest route bounds them all.
         slots = block_slots(space)[: max(r.depth for r in self._routes)]
         self._block_genes = [slot.gene for slot in slots]
@@ -151,22 +94,12 @@ class Supernet(nn.Module):
         self.bn_x = nn.ModuleDict({st.name: nn.BatchNorm2d(st.channels) for st in stages})
         sides = dict.fromkeys(r.fusion for r in self._routes)
         self.fusion = nn.ModuleDict({side: PixelwiseFusion(int(side) ** 2, spec.neck.channels) for side in sides})
-        heads: dict[str, nn.Module] = {}
-        self.update: nn.ModuleDict | None = None
-        for head in spec.heads:
-            if head.type == "tower":
-                heads[head.name] = nn.ModuleList(SuperTower(head, c, spec.neck.channels, bb.se, share)
-                                                 for c in head.channels)
-            elif head.type == "dimp":
-                heads[head.name] = nn.ModuleDict({
-                    "features": nn.ModuleDict({st.name: nn.ModuleList(make_dimp_features(st.channels, d)
-                                                                      for d in head.feature_dim) for st in stages}),
-                    "initializer": nn.ModuleList(FilterInitializerLinear(1, d).conv for d in head.feature_dim),
-                    "optimizer": make_dimp_optimizer()})
-            else:
-                self.update = nn.ModuleDict({
-                    _u1_key(hidden, k, w): make_u1(hidden_point(space, hidden, spec.template_size)[1], w, k)
-                    for hidden in head.hidden for k in head.kernel for w in head.width})
+        self._ctx = head_context(space)
+        parts = {h.name: KINDS[h.type].build_super(h, self._ctx, share) for h in spec.heads}
+        roles = split_roles(spec, parts)
+        heads = roles["heads"]
+        self.update: nn.Module | None = roles["update"]
+        self._update_name = next((h.name for h in spec.heads if KINDS[h.type].role == "update"), None)
         self.heads = nn.ModuleDict(heads)
         self._views: dict[str, tuple[LightTrackSubnet, list[nn.Module]]] = {}
 
@@ -179,34 +112,17 @@ class Supernet(nn.Module):
 
     def arch_stride(self, arch: Arch) -> int:
         """Total stride of the path's features (8 or 16 for LightTrack): training picks labels by it."""
-        return self._route(arch).stride
+        return self._route(arch).at.stride
 
     def _path(self, arch: Arch) -> SubnetParts:
         route, g = self._route(arch), arch.genotype
-        heads: dict[str, nn.Module] = {}
-        update = None
-        for spec in self.space.spec.heads:
-            if spec.type == "tower":
-                channel_gene, layer_genes = self.space.head_genes[spec.name]
-                tower = self.heads[spec.name][g[channel_gene]]
-                heads[spec.name] = TowerHead([tower.layers[i][g[gene]] for i, gene in enumerate(layer_genes)],
-                                             tower.predictor)
-            elif spec.type == "dimp":
-                parts, options = self.heads[spec.name], arch.head_options(spec.name)
-                d = spec.feature_dim.index(options["feature_dim"])
-                initializer = FilterInitializerLinear(options["filter_size"], options["feature_dim"], route.stride,
-                                                      conv=parts["initializer"][d])
-                heads[spec.name] = DiMPHead(parts["features"][route.stage][d], initializer, parts["optimizer"],
-                                            options["num_iter"])
-            else:
-                options = arch.head_options(spec.name)
-                blocks = hidden_point(self.space, options["hidden"], self.space.spec.template_size)[0]
-                update = GradNetUpdate(self.update[_u1_key(options["hidden"], options["kernel"], options["width"])],
-                                       blocks, options["interval"], spec.weight, spec.grad_scale)
+        parts = {**self.heads, **({} if self.update is None else {self._update_name: self.update})}
+        selected = {h.name: KINDS[h.type].select(parts[h.name], h, arch.head_choices(h.name), self._ctx, route.at)
+                    for h in self.space.spec.heads}
         return SubnetParts(stem=self.stem,
-                     blocks=[self.blocks[i][g[gene]] for i, gene in enumerate(self._block_genes[: route.depth])],
-                     bn_z=self.bn_z[route.stage], bn_x=self.bn_x[route.stage], fusion=self.fusion[route.fusion],
-                     update=update, heads=heads)
+                           blocks=[self.blocks[i][g[gene]] for i, gene in enumerate(self._block_genes[: route.depth])],
+                           bn_z=self.bn_z[route.at.stage], bn_x=self.bn_x[route.at.stage],
+                           fusion=self.fusion[route.fusion], **split_roles(self.space.spec, selected))
 
     def view(self, arch: Arch) -> LightTrackSubnet:
         """`arch`'s subnet made of this supernet's modules (no copy): running it runs the path.

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nas.cost.sampling import check_feasible, extreme_genotype, sample_within
+from nas.cost.table import cost_table
 from nas.errors import ConfigError
 from nas.space.arch import reference_arch
 from nas.space.space import Arch, SearchSpace
@@ -53,7 +55,7 @@ class PathSampler:
             return self._extremes[step % 4]
         if self.kind == "anchored" and step % 2 == 0:
             return self._anchor
-        return self.space.sample(rng, self.bounds)
+        return sample_within(self.space, rng, self.bounds)
 
     def _fair(self, step: int) -> Arch:
         genotype = []
@@ -64,13 +66,10 @@ class PathSampler:
         return Arch(self.space, tuple(genotype))
 
     def _largest_and_smallest(self) -> tuple[Arch, Arch]:
-        from nas.cost.sampling import check_feasible, extreme_genotype
-        from nas.cost.table import cost_table
-
         table = cost_table(self.space)
         if self.bounds is None:
             return (Arch(self.space, extreme_genotype(self.space, table, "flops", largest=True)),
                     Arch(self.space, extreme_genotype(self.space, table, "flops", largest=False)))
         rng = np.random.default_rng([self.seed, 13])
-        candidates = [self.space.sample(rng, self.bounds).genotype for _ in range(512)]
+        candidates = [sample_within(self.space, rng, self.bounds).genotype for _ in range(512)]
         return Arch(self.space, max(candidates, key=table.flops)), Arch(self.space, check_feasible(self.space, self.bounds))

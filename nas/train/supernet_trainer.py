@@ -41,7 +41,7 @@ from nas.progress import Progress
 from nas.space import Arch, load_space
 from nas.supernet import Supernet
 from nas.config import RunConfig, SupernetConfig
-from nas.train.losses import box_iou, predicted_boxes, tracking_loss
+from trackers.lighttrack.losses import box_iou, predicted_boxes, tracking_loss
 from nas.train.lr import epoch_lr
 from nas.train.paths import PathSampler
 from nas.train.sstrack import SSTrackSchedule, make_interval_strategy

@@ -30,7 +30,7 @@ from torch import nn
 
 from nas.errors import ConfigError
 from nas.io import torch_load
-from nas.space.spec import SEConfig
+from nas.dsl.grammar import SEConfig
 from trackers.dimp.features import ClassificationFeatures
 from trackers.dimp.initializer import FilterInitializerLinear
 from trackers.dimp.optimizer import DiMPSteepestDescentGN, apply_filter

@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.space.grammar import OpSpec
-from nas.space.spec import SEConfig
+from nas.dsl.grammar import OpSpec, SEConfig
 
 _ACT = {"relu": nn.ReLU, "swish": nn.SiLU, "hswish": nn.Hardswish}
 _GATE = {"hard_sigmoid": nn.Hardsigmoid, "sigmoid": nn.Sigmoid}

@@ -1,11 +1,14 @@
 """Where each block sits: its channels, stride and the feature size it sees, for any input size.
 
-Shared by the subnet builder and the cost table so both agree on every block's context.
+Shared by the subnet builder, the supernet and the cost table so all agree on every block's context,
+and on what the heads see (`attachment`, `head_context`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
+from nas.heads import Attachment, HeadContext
 from nas.space.space import OutputPosition, SearchSpace
 from nas.space.spec import SpaceSpec, conv_out
 
@@ -90,3 +93,22 @@ def hidden_point(space: SearchSpace, hidden: str, image_size: int) -> tuple[int,
         size = conv_out(size, stage.stride)
     blocks = sum(st.depth for st in spec.backbone.stages[: index + 1])
     return blocks, spec.backbone.stages[index].channels, size
+
+
+def attachment(space: SearchSpace, position: OutputPosition) -> Attachment:
+    """What the heads read at an output position: the stage's map on template and search crops."""
+    spec = space.spec
+    channels, template_side, stride = output_geometry(space, position, spec.template_size)
+    search_side = output_geometry(space, position, spec.search_size)[1]
+    return Attachment(spec.backbone.stages[position.stage].name, channels, stride, template_side, search_side)
+
+
+def head_context(space: SearchSpace) -> HeadContext:
+    """The space's offer to every head kind: neck width, SE settings, one attachment per output stage."""
+    spec = space.spec
+    attachments = {}
+    for p in space.genes[space.output_gene].options:
+        at = attachment(space, p)
+        attachments.setdefault(at.stage, at)
+    return HeadContext(neck_channels=spec.neck.channels, se=spec.backbone.se, attachments=tuple(attachments.values()),
+                       hidden_point=partial(hidden_point, space, image_size=spec.template_size))

@@ -6,46 +6,26 @@ state*, a flat dict of tensors; the per-frame search branch (`track`) takes the 
 that state. The state always holds `zf` (template features after the neck BN); head types add
 their own entries under `<head>.<key>`:
 
-* `tower` (LightTrack's DSConv stacks): nothing; it reads the fused neck output.
-* `dimp` (DiMP's discriminative model predictor, replacing the `cls` tower): `<head>.filter`, the
-  target filter learned once from the template crop. Its classification features are a bias-free
-  3x3 conv to D on the raw backbone map plus DiMP's instance L2 norm, shared by template and search
-  so the filter learned on one applies to the other; the initializer pools the target box
-  (precise RoI pooling, k x k) and `num_iter` steepest-descent Gauss-Newton steps refine it. Scores
-  are DiMP's regression scores (about 1 on the target, 0 elsewhere), not logits:
-  `cls_is_logit` tells the tracker. Filter sizes are odd so the score map is the S x S grid of the
-  reg tower. In training mode the state also holds `<head>.iterates` and `track` returns the
-  scores of every iterate under `<head>.iterates` (DiMP's loss supervises all of them).
-  Choices: the filter is learned from the template crop (the tracker's contract is one template
-  per sequence), not from DiMP's search-sized train crops; there is no online memory update (the
-  standalone `trackers.dimp` baseline has one).
-* `gradnet` (GradNet's gradient-guided template update): `hidden` (the hidden template h, the
-  backbone features after the stem or a stage) and `zf0` (the original template).
-  `update_template` takes the gradient of the cls loss on a few search crops with respect to h,
-  maps it through U1 (kxk conv to a width W, BN, ReLU, 1x1 conv back, BN, tanh; GradNet uses one
-  3x3 conv + BN + tanh), adds it to h and re-runs the template tail (U2 = the backbone blocks after
-  h and the neck BN). The new `zf` is `(1 - weight) zf0 + weight zf'`: the pixel-wise correlation
-  is linear in zf, so this mixes the two templates' correlation maps as GradNet mixes its two
-  score maps, at no per-frame cost. The inner gradient is treated as a constant (first order).
+Each head kind (`nas.heads`) builds its own part and documents its state entries: a `tower` adds
+none (it reads the fused neck output), a `dimp` cls head its learned filter, a `gradnet` update
+(`self.update`, not a per-frame head) the hidden template `hidden` and the original template `zf0`.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from nas.space.grammar import OpSpec
+from nas.heads import KINDS
+from nas.heads.base import centred_box
+from nas.heads.gradnet import GradNetUpdate
 from nas.space.space import Arch, SearchSpace
-from nas.space.spec import SEConfig, SpaceSpec
-from nas.train.losses import balanced_bce
-from trackers.dimp.features import InstanceL2Norm
-from trackers.dimp.initializer import FilterInitializerLinear
-from trackers.dimp.optimizer import DiMPSteepestDescentGN, apply_filter
-from trackers.lighttrack.blocks import PixelwiseFusion, Predictor, make_op
-from trackers.lighttrack.geometry import block_slots, hidden_point, output_geometry, stem_plan
+from nas.space.spec import SpaceSpec
+from trackers.lighttrack.blocks import PixelwiseFusion, make_op
+from trackers.lighttrack.geometry import attachment, block_slots, head_context, output_geometry, stem_plan
+from trackers.lighttrack.losses import balanced_bce
 
 Template = dict[str, torch.Tensor]
 """The cached template state: `zf` plus per-head entries named `<head>.<key>`."""
@@ -58,16 +38,6 @@ def make_stem(spec: SpaceSpec) -> nn.Sequential:
                            for op, (cin, cout, stride) in zip((bb.stem, *bb.fixed), stem_plan(spec))])
 
 
-def make_head_layer(op: OpSpec, cin: int, channels: int, se_cfg: SEConfig) -> nn.Module:
-    """One head-tower layer: LightTrack's towers run at stride 1 with ReLU whatever the backbone uses."""
-    return make_op(op, cin, channels, 1, "relu", se_cfg)
-
-
-def centred_box(side: int, batch: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """(B, 4) x1, y1, x2, y2 of the nominal exemplar box: a square half the crop (context 0.5, square target)."""
-    return torch.tensor([[side / 4, side / 4, 3 * side / 4, 3 * side / 4]], device=device).expand(batch, 4)
-
-
 def _sub_state(state: Template, name: str) -> Template:
     prefix = f"{name}."
     return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
@@ -75,115 +45,6 @@ def _sub_state(state: Template, name: str) -> Template:
 
 def _prefixed(name: str, entries: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {f"{name}.{key}" if key else name: value for key, value in entries.items()}
-
-
-class TowerHead(nn.Module):
-    """A cls or reg branch: layer 0 maps the neck width to C, later layers keep C, then the predictor."""
-
-    def __init__(self, layers: Iterable[nn.Module], predictor: nn.Module):
-        super().__init__()
-        self.layers = nn.Sequential(*layers)
-        self.predictor = predictor
-
-    @classmethod
-    def build(cls, arch: Arch, name: str, cin: int) -> "TowerHead":
-        spec = arch.head_spec(name)
-        channels, ops = arch.head(name)
-        se_cfg = arch.space.spec.backbone.se
-        return cls([make_head_layer(op, cin if i == 0 else channels, channels, se_cfg) for i, op in enumerate(ops)],
-                   Predictor(channels, spec.outputs, spec.activation, spec.scale))
-
-    def template(self, raw: torch.Tensor, box: torch.Tensor) -> Template:
-        return {}
-
-    def forward(self, fused: torch.Tensor, raw: torch.Tensor, state: Template) -> dict[str, torch.Tensor]:
-        return {"": self.predictor(self.layers(fused))}
-
-
-def make_dimp_features(cin: int, feature_dim: int) -> nn.Conv2d:
-    """DiMP's classification-feature conv (3x3, no bias, normal(0, sqrt(2 / (9 D))))."""
-    conv = nn.Conv2d(cin, feature_dim, 3, padding=1, bias=False)
-    nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / (9 * feature_dim)))
-    return conv
-
-
-def make_dimp_optimizer() -> DiMPSteepestDescentGN:
-    """The GN optimizer in feature-cell units (boxes are converted per stride), DiMP's trained defaults."""
-    return DiMPSteepestDescentGN(feat_stride=1)
-
-
-class DiMPHead(nn.Module):
-    """DiMP classifier on the backbone map: features -> filter learned on the template -> S x S scores."""
-
-    def __init__(self, features: nn.Conv2d, initializer: FilterInitializerLinear, optimizer: DiMPSteepestDescentGN,
-                 num_iter: int):
-        super().__init__()
-        self.features, self.initializer, self.optimizer = features, initializer, optimizer
-        self.num_iter = num_iter
-        k = initializer.filter_size
-        self.norm = InstanceL2Norm(math.sqrt(1.0 / (features.out_channels * k * k)))
-
-    @classmethod
-    def build(cls, cin: int, feature_dim: int, filter_size: int, num_iter: int, stride: int) -> "DiMPHead":
-        return cls(make_dimp_features(cin, feature_dim), FilterInitializerLinear(filter_size, feature_dim, stride),
-                   make_dimp_optimizer(), num_iter)
-
-    def _clf(self, raw: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.features(raw))[:, None]  # (B, 1, D, H, W): one image per sequence
-
-    def template(self, raw: torch.Tensor, box: torch.Tensor) -> Template:
-        """Learn the filter from template features and the target box (B, 4) x1, y1, x2, y2 in crop pixels."""
-        feat = self._clf(raw)
-        xywh = torch.cat([box[:, :2], box[:, 2:] - box[:, :2]], dim=1)[:, None].to(feat.dtype)
-        weights = self.initializer(feat, xywh)
-        # The optimizer places cell i at pixel (i + 1/2) stride for odd k; our grids put it at i * stride.
-        cells = xywh / self.initializer.feature_stride
-        cells = torch.cat([cells[..., :2] + 0.5, cells[..., 2:]], dim=-1)
-        final, iterates, _ = self.optimizer(weights, feat, cells, num_iter=self.num_iter, compute_losses=False)
-        state = {"filter": final}
-        if self.training:
-            state["iterates"] = torch.stack(iterates)
-        return state
-
-    def forward(self, fused: torch.Tensor, raw: torch.Tensor, state: Template) -> dict[str, torch.Tensor]:
-        feat = self._clf(raw)
-        out = {"": apply_filter(feat, state["filter"])}
-        if "iterates" in state:
-            out["iterates"] = torch.stack([apply_filter(feat, w)[:, 0] for w in state["iterates"]])
-        return out
-
-
-def make_u1(channels: int, width: int, kernel: int) -> nn.Sequential:
-    """GradNet's U1 on the scaled gradient, widened: kxk conv to W, BN, ReLU, 1x1 conv back, BN, tanh."""
-    return nn.Sequential(nn.Conv2d(channels, width, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(width),
-                         nn.ReLU(inplace=True), nn.Conv2d(width, channels, 1, bias=False), nn.BatchNorm2d(channels),
-                         nn.Tanh())
-
-
-class GradNetUpdate(nn.Module):
-    """U1 plus where it acts (`hidden_blocks` backbone blocks in), how often and how strongly."""
-
-    def __init__(self, u1: nn.Sequential, hidden_blocks: int, interval: int, weight: float,
-                 grad_scale: float | None):
-        super().__init__()
-        self.u1 = u1
-        self.hidden_blocks, self.interval, self.weight, self.grad_scale = hidden_blocks, interval, weight, grad_scale
-
-    @classmethod
-    def build(cls, arch: Arch, name: str) -> "GradNetUpdate":
-        spec, options = arch.head_spec(name), arch.head_options(name)
-        blocks, channels, _ = hidden_point(arch.space, options["hidden"], arch.space.spec.template_size)
-        return cls(make_u1(channels, options["width"], options["kernel"]), blocks, options["interval"],
-                   spec.weight, spec.grad_scale)
-
-    def forward(self, hidden: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """h' = h + U1(g'), g' the gradient at unit RMS per template (grad_scale None) or scaled."""
-        if self.grad_scale is None:
-            rms = grad.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-30)
-            grad = grad / rms.view(-1, *([1] * (grad.dim() - 1)))
-        else:
-            grad = grad * self.grad_scale
-        return hidden + self.u1(grad)
 
 
 @dataclass(frozen=True)
@@ -216,22 +77,19 @@ def build_parts(space: SearchSpace, arch: Arch) -> SubnetParts:
     blocks = [make_op(space.genes[slot.gene].options[arch.genotype[slot.gene]], slot.cin, slot.cout, slot.stride,
                       bb.act, bb.se)
               for slot in block_slots(space) if slot.gene in active]
-    channels, template_side, stride = output_geometry(space, arch.output, spec.template_size)
-    heads: dict[str, nn.Module] = {}
-    update = None
-    for h in spec.heads:
-        if h.type == "tower":
-            heads[h.name] = TowerHead.build(arch, h.name, spec.neck.channels)
-        elif h.type == "dimp":
-            options = arch.head_options(h.name)
-            heads[h.name] = DiMPHead.build(channels, options["feature_dim"], options["filter_size"],
-                                           options["num_iter"], stride)
-        else:
-            update = GradNetUpdate.build(arch, h.name)
-    return SubnetParts(stem=make_stem(spec), blocks=blocks, bn_z=nn.BatchNorm2d(channels),
-                       bn_x=nn.BatchNorm2d(channels),
-                       fusion=PixelwiseFusion(template_side * template_side, spec.neck.channels),
-                       update=update, heads=heads)
+    ctx, at = head_context(space), attachment(space, arch.output)
+    built = {h.name: KINDS[h.type].build(h, arch.head_choices(h.name), ctx, at) for h in spec.heads}
+    return SubnetParts(stem=make_stem(spec), blocks=blocks, bn_z=nn.BatchNorm2d(at.channels),
+                       bn_x=nn.BatchNorm2d(at.channels),
+                       fusion=PixelwiseFusion(at.template_side ** 2, spec.neck.channels),
+                       **split_roles(spec, built))
+
+
+def split_roles(spec: SpaceSpec, parts: dict[str, nn.Module]) -> dict:
+    """Head parts by role: per-frame `heads` (by name) and the template `update` (None without one)."""
+    updates = [parts[h.name] for h in spec.heads if KINDS[h.type].role == "update"]
+    return {"heads": {h.name: parts[h.name] for h in spec.heads if KINDS[h.type].role == "head"},
+            "update": updates[0] if updates else None}
 
 
 class LightTrackSubnet(nn.Module):
@@ -248,8 +106,8 @@ class LightTrackSubnet(nn.Module):
         self.bn_z, self.bn_x, self.fusion = parts.bn_z, parts.bn_x, parts.fusion
         self.update: GradNetUpdate | None = parts.update
         self.heads = nn.ModuleDict(parts.heads)
-        self.cls_is_logit = isinstance(self.heads["cls"], TowerHead)
-        self.uses_template_box = any(isinstance(head, DiMPHead) for head in self.heads.values())
+        self.cls_is_logit = self.heads["cls"].scores_are_logits
+        self.uses_template_box = any(head.reads_template_box for head in self.heads.values())
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(image))

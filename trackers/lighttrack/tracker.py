@@ -276,13 +276,13 @@ class LightTrackSpec:
 
     def arch(self) -> Any:
         """The `Arch` to build; a one-line TrackNASError when the target is not usable."""
-        from nas.space import arch_from_json, load_arch, load_space
+        from nas.space import arch_from_json, from_lighttrack_string, load_arch, load_space
 
         if isinstance(self.target, dict):
-            return arch_from_json(self.target)
+            return arch_from_json(self.target, load_space)
         if self.target in BASELINES:
             space_name, path_string = BASELINES[self.target]
-            return load_space(space_name).from_lighttrack_string(path_string)
+            return from_lighttrack_string(load_space(space_name), path_string)
         if not Path(self.target).is_file():
             raise ConfigError(f"not an architecture file nor a baseline (baselines: {sorted(BASELINES)})",
                               source=self.target)
@@ -292,7 +292,7 @@ class LightTrackSpec:
         from trackers.lighttrack.model import build_subnet
 
         if isinstance(self.target, str) and Path(self.target).is_dir():  # a `tracknas export` directory
-            from nas.export import load_export
+            from trackers.lighttrack.export import load_export
 
             model = load_export(self.target)[1]
             if self.weights is not None:

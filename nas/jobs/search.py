@@ -23,13 +23,14 @@ from pathlib import Path
 
 from nas.config import RunConfig
 from nas.errors import ConfigError
-from nas.export import arch_json_from_run, write_export
+from trackers.lighttrack.export import write_export
 from nas.fitness.supernet_fitness import FitnessSpec, SupernetFitness, identity_scores
 from nas.io import atomic_write_json, load_json, torch_load
-from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, run_search
+from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, SearchState, run_search
 from nas.search.final import Trials, final_ranking
 from nas.search.report import write_reports
-from nas.space import Bounds, SearchSpace, load_space
+from nas.cost.table import cost_table
+from nas.space import Arch, Bounds, SearchSpace, arch_to_json, load_space
 from nas.space.arch import arch_from_json, reference_arch
 from nas.train.supernet_trainer import CHECKPOINT, HISTORY, ensure_data, launch, supernet_dir
 
@@ -150,8 +151,25 @@ def export_run(cfg: RunConfig, arch_id: str | None, *, onnx: bool = False, out_d
     """Extract an evaluated architecture from the run's supernet, re-estimate BN, write the export."""
     run_dir = Path(cfg.output)
     space = load_space(cfg.space)
-    arch_json = arch_json_from_run(run_dir, space, arch_id)
+    arch_json = _arch_json_from_run(run_dir, space, arch_id)
     arch = arch_from_json(arch_json, space, source=str(run_dir / "best.json"))
     fitness = SupernetFitness(fitness_spec(cfg))
     model = fitness.recalibrated_subnet(arch)
     return write_export(out_dir or run_dir / ("best" if arch_id is None else arch.arch_id), arch_json, model, onnx=onnx)
+
+
+def _arch_json_from_run(run_dir: Path, space: SearchSpace, arch_id: str | None) -> dict:
+    """`best.json` of a finished search, or the evaluated candidate `arch_id` from its search state's record."""
+    best_path = run_dir / "best.json"
+    if not best_path.is_file():
+        raise ConfigError("no best.json: the search has not finished (run `tracknas search --resume`)",
+                          source=str(run_dir))
+    best = load_json(best_path, error=ConfigError, what="search result (JSON)")
+    if arch_id is None or arch_id == best.get("arch_id"):
+        return best
+    record = SearchState.load(run_dir / "search" / "state.json").evaluated.get(arch_id)
+    if record is None:
+        raise ConfigError(f"architecture {arch_id!r} was not evaluated in this run", source=str(run_dir))
+    arch = Arch(space, tuple(record["genotype"]))
+    return arch_to_json(arch, cost=record.get("cost") or cost_table(space).cost(arch), fitness=record["fitness"],
+                        metrics=record["metrics"], provenance=best.get("provenance"))

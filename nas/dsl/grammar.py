@@ -42,6 +42,15 @@ INPUT_SIZE = (16, 2048)
 
 
 @dataclass(frozen=True)
+class SEConfig:
+    """Squeeze-excite settings shared by every block of a backbone (and its head towers)."""
+
+    gate: str = "hard_sigmoid"
+    act: str = "relu"
+    divisor: int = 8
+
+
+@dataclass(frozen=True)
 class OpSpec:
     """One block, parsed from an op string; `None` fields are filled by the enclosing stage."""
 

@@ -23,7 +23,7 @@ from torch import nn
 from nas.config import RunConfig
 from nas.data.datasets import open_dataset
 from nas.errors import ConfigError
-from nas.export import write_export
+from trackers.lighttrack.export import write_export
 from nas.fitness.harness import run_tracker
 from nas.io import atomic_write_json, torch_load
 from nas.space import Arch

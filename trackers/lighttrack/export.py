@@ -7,7 +7,6 @@ training pairs; loadable with `weights_only=True`), plus `template.onnx` / `sear
 """
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 from pathlib import Path
@@ -17,7 +16,8 @@ import torch
 from nas.errors import ConfigError
 from nas.io import atomic_torch_save, atomic_write_json, torch_load
 from nas.space import Arch, load_arch, load_space
-from trackers.lighttrack.model import LightTrackSubnet, SearchBranch, TemplateBranch, build_subnet, centred_box
+from nas.heads.base import centred_box
+from trackers.lighttrack.model import LightTrackSubnet, SearchBranch, TemplateBranch, build_subnet
 
 ARCH_FILE, SPACE_FILE, MODEL_FILE = "arch.json", "space.yaml", "model.pt"
 
@@ -73,23 +73,3 @@ def export_onnx(model: LightTrackSubnet, out_dir: Path) -> None:
                           input_names=["z", "box"][: len(template_inputs)], output_names=list(state), dynamo=False)
         torch.onnx.export(SearchBranch(model, state), (x, *state.values()), str(out_dir / "search.onnx"),
                           input_names=["x", *state], output_names=["cls", "reg"], dynamo=False)
-
-
-def arch_json_from_run(run_dir: Path, space, arch_id: str | None) -> dict:
-    """`best.json` of a finished search, or the evaluated candidate `arch_id` of its search state."""
-    best_path = run_dir / "best.json"
-    if not best_path.is_file():
-        raise ConfigError("no best.json: the search has not finished (run `tracknas search --resume`)",
-                          source=str(run_dir))
-    best = json.loads(best_path.read_text())
-    if arch_id is None or arch_id == best.get("arch_id"):
-        return best
-    state = json.loads((run_dir / "search" / "state.json").read_text())
-    record = state.get("evaluated", {}).get(arch_id)
-    if record is None:
-        raise ConfigError(f"architecture {arch_id!r} was not evaluated in this run", source=str(run_dir))
-    from nas.cost.table import cost_table
-
-    arch = Arch(space, tuple(record["genotype"]))
-    return arch.to_json(cost=cost_table(space).cost(arch), fitness=record.get("fitness"),
-                        metrics=record.get("metrics"), provenance=best.get("provenance"))
