@@ -16,8 +16,8 @@ from nas.errors import ConfigError
 from nas.fitness.harness import run_tracker
 from nas.io import torch_load
 from trackers.dimp.model import DiMPNetConfig, load_dimp_net
+from trackers.dimp.spec import DiMPSpec
 from trackers.dimp.tracker import (
-    DiMPSpec,
     DiMPTrackerConfig,
     SampleMemory,
     localize,

@@ -13,7 +13,8 @@ from trackers.metartt import (
     AdaptConfig, EpisodeConfig, MetaRTT, MetaRTTConfig, MetaRTTTracker, MetaRTTTrackerConfig, RTMDNet,
     RTMDNetConfig, SceneConfig, adapt, effective_masks, kept_channels, make_synthetic_episodes,
     meta_step, pruning_step, roi_align, roi_pool, slice_parameters)
-from trackers.metartt.model import PRUNABLE, iou, lasso
+from trackers.metartt.geometry import iou
+from trackers.metartt.model import PRUNABLE, lasso
 
 SMALL_NET = RTMDNetConfig(channels=(16, 32, 64), fc_widths=(64, 64))
 SMALL_NET_NO_DROPOUT = replace(SMALL_NET, dropout=0.0)

@@ -13,8 +13,10 @@ import numpy as np
 import torch
 
 
-def default_device() -> torch.device:
-    """Every tracker runs on CUDA when present, else on the CPU."""
+def pick_device(requested: torch.device | str | None = None) -> torch.device:
+    """The requested device, or CUDA when present, else the CPU: one rule for every tracker."""
+    if requested is not None:
+        return torch.device(requested)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

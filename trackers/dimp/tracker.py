@@ -37,7 +37,7 @@ Choices not fixed by the paper or the notes:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
@@ -46,8 +46,8 @@ import torch
 
 from nas.data.crops import crop_square, normalize
 from nas.errors import ConfigError
-from trackers.base import Tracker, TrackResult, default_device
-from trackers.dimp.model import FEATURE_STRIDE, DiMPNet, DiMPNetConfig, load_dimp_net
+from trackers.base import Tracker, TrackResult, pick_device
+from trackers.dimp.model import FEATURE_STRIDE, DiMPNet
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ class DiMPTracker(Tracker):
 
     def __init__(self, net: DiMPNet, config: DiMPTrackerConfig = DiMPTrackerConfig(),
                  device: torch.device | str | None = None, seed: int = 0):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = pick_device(device)
         self.net = net.to(self.device).eval()
         self.config, self.seed = config, seed
         self.size = net.config.image_sample_size
@@ -313,27 +313,3 @@ class DiMPTracker(Tracker):
             self.filter, _, _ = self.net.optimizer(self.filter, feats, boxes, sample_weight=weights,
                                                    num_iter=iterations, compute_losses=False)
 
-
-@dataclass(frozen=True)
-class DiMPSpec:
-    """Picklable recipe for a DiMP tracker, so each harness worker builds its own copy.
-
-    `checkpoint` is a `train_dimp` checkpoint (its own architecture), or None for a randomly
-    initialised `net` drawn from `seed`; `seed` also drives the init augmentation.
-    """
-
-    checkpoint: str | None = None
-    config: DiMPTrackerConfig = field(default_factory=DiMPTrackerConfig)
-    net: DiMPNetConfig = field(default_factory=DiMPNetConfig)
-    device: str | None = None
-    seed: int = 0
-
-    def build_model(self) -> DiMPNet:
-        if self.checkpoint is not None:
-            return load_dimp_net(self.checkpoint)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            return DiMPNet(self.net)
-
-    def __call__(self) -> DiMPTracker:
-        return DiMPTracker(self.build_model(), self.config, self.device, self.seed)

@@ -32,11 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nas.data.crops import context_size, crop_square, normalize
-from trackers.base import Tracker, TrackResult
+from nas.data.crops import context_size, cosine_window, crop_square, normalize
+from trackers.base import Tracker, TrackResult, pick_device
 from trackers.gradnet.model import GradNet
-from nas.data.crops import cosine_window
-from trackers.base import default_device
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class GradNetTracker(Tracker):
 
     def __init__(self, model: GradNet, config: GradNetTrackerConfig = GradNetTrackerConfig(),
                  device: torch.device | str | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.config = config
         n = config.num_scales

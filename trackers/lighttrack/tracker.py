@@ -37,11 +37,12 @@ import numpy as np
 import torch
 
 from nas.data.crops import context_size, cosine_window, crop_square, grid_centers, normalize, score_size
+from nas.data.sequence import Sequence
 from nas.errors import ConfigError
-from nas.io import torch_load
 from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE
-from trackers.base import Tracker, TrackResult, default_device
+from trackers.base import Tracker, TrackResult, pick_device
 from trackers.lighttrack.blocks import fold_batchnorm
+from trackers.spec import FrameNetwork, NetworkCounter, TrackerSpec, load_weights
 
 BASELINES = {"lighttrack-mobile": ("lighttrack-mobile", LIGHTTRACK_MOBILE)}
 """Built-in baseline name -> (search space, LightTrack path string)."""
@@ -138,7 +139,7 @@ class LightTrackTracker(Tracker):
 
     def __init__(self, model: torch.nn.Module, config: TrackerConfig = TrackerConfig(),
                  device: torch.device | str | None = None, name: str | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = pick_device(device)
         self.model = fold_batchnorm(model).to(self.device)
         self.stride = int(model.stride)
         self.config = config
@@ -233,33 +234,23 @@ class LightTrackTracker(Tracker):
         return TrackResult(box, score)
 
 
-def _summary(err: BaseException, limit: int = 200) -> str:
-    """An exception as one short line (torch's load errors span many lines)."""
-    text = " ".join(str(err).split())
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+class LightTrackFrame(torch.nn.Module):
+    """LightTrack's per-frame network: the search branch against a cached template state (from a
+    random template crop: the cost does not depend on the target)."""
 
+    def __init__(self, tracker: LightTrackTracker):
+        super().__init__()
+        self.model = tracker.model
+        side = tracker.exemplar_size
+        with torch.no_grad():
+            self.state = tracker.model.template(torch.randn(1, 3, side, side, device=tracker.device))
 
-def load_weights(model: torch.nn.Module, weights: str | Path) -> None:
-    """Load a state dict saved with `torch.save` (read with weights_only=True, never executed)."""
-    path = Path(weights)
-    if not path.is_file():
-        raise ConfigError("weights file not found", source=str(path))
-    try:
-        state = torch_load(path)
-    except Exception as err:  # torch.load raises pickle, zip, runtime and OS errors alike
-        raise ConfigError(f"cannot read checkpoint ({_summary(err)})", source=str(path)) from None
-    if not isinstance(state, dict):
-        raise ConfigError(f"expected a state dict, got {type(state).__name__}", source=str(path))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise ConfigError(f"state dict does not fit this architecture ({_summary(err)})",
-                          source=str(path)) from None
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.track(x, self.state).values())
 
 
 @dataclass(frozen=True)
-class LightTrackSpec:
+class LightTrackSpec(TrackerSpec):
     """Picklable recipe for a LightTrack tracker, so each worker process builds its own copy.
 
     `target` is a `BASELINES` name, an arch JSON path, an arch JSON object or an export directory
@@ -299,12 +290,7 @@ class LightTrackSpec:
                 load_weights(model, self.weights)
             return model
         arch = self.arch()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            model = build_subnet(arch.space, arch)
-        if self.weights is not None:
-            load_weights(model, self.weights)
-        return model
+        return self.seeded_model(lambda: build_subnet(arch.space, arch), self.weights)
 
     @property
     def name(self) -> str:
@@ -312,5 +298,20 @@ class LightTrackSpec:
             return str(self.target.get("arch_id", "arch"))
         return self.target if self.target in BASELINES else Path(self.target).stem
 
-    def __call__(self) -> LightTrackTracker:
-        return LightTrackTracker(self.build_model(), self.config, self.device, name=self.name)
+    def build_tracker(self, model: torch.nn.Module) -> LightTrackTracker:
+        return LightTrackTracker(model, self.config, self.device)
+
+    def frame_network(self, tracker: LightTrackTracker, frame: np.ndarray) -> FrameNetwork:
+        """The search branch at the space's search size (the 288 crops of tiny first boxes are not
+        counted) on the tracker's BatchNorm-folded network, template features cached."""
+        side = tracker.instance_size
+        return LightTrackFrame(tracker), (torch.randn(1, 3, side, side, device=tracker.device),)
+
+    def frame_cost(self, seq: Sequence, count: NetworkCounter) -> dict[str, int]:
+        """The subnet's params and per-frame FLOPs from its space's cost table, which equals `count`
+        on the unfolded subnet's search branch to the integer and needs no tracking run."""
+        from nas.cost.table import cost_table  # nas.cost builds on this package's model: import on use
+
+        arch = self.build_model().arch
+        cost = cost_table(arch.space).cost(arch)
+        return {"params": cost["params"], "flops": cost["flops"]}

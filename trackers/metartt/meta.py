@@ -37,9 +37,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trackers.metartt.geometry import (
+    CANDIDATES, INIT_NEG, INIT_POS, UPDATE_NEG, UPDATE_POS, SampleRule, SceneConfig)
 from trackers.metartt.model import (
-    CANDIDATES, INIT_NEG, INIT_POS, UPDATE_NEG, UPDATE_POS, AdaptConfig, MetaRTT, RTMDNet, SampleRule,
-    SampleSet, SceneConfig, adapt, binary_loss, labelled_samples, lasso, locate)
+    AdaptConfig, MetaRTT, RTMDNet, SampleSet, adapt, binary_loss, labelled_samples, lasso, locate)
 
 
 

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from trackers.base import Tracker, TrackResult
-from trackers.base import default_device
+from trackers.base import Tracker, TrackResult, pick_device
+from trackers.metartt.geometry import (
+    CANDIDATES, INIT_NEG, INIT_POS, UPDATE_NEG, UPDATE_POS, SampleRule, SceneConfig)
 from trackers.metartt.model import (
-    CANDIDATES, INIT_NEG, INIT_POS, UPDATE_NEG, UPDATE_POS, AdaptConfig, MetaRTT, SampleRule, SampleSet,
-    SceneConfig, adapt, effective_masks, kept_channels, labelled_samples, locate, slice_parameters)
+    AdaptConfig, MetaRTT, SampleSet, adapt, effective_masks, kept_channels, labelled_samples, locate,
+    slice_parameters)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class MetaRTTTracker(Tracker):
 
     def __init__(self, learner: MetaRTT, config: MetaRTTTrackerConfig = MetaRTTTrackerConfig(),
                  device: torch.device | str | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = pick_device(device)
         self.learner = learner.to(self.device).eval()
         self.config = config
         self.net = None
