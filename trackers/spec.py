@@ -112,6 +112,29 @@ class TrackerSpec(ABC):
         return count(*self.frame_network(tracker, seq.frame(min(1, len(seq) - 1))))
 
 
+@dataclass(frozen=True)
+class CheckpointSpec(TrackerSpec):
+    """A tracker on a network built from the settings `net`, with seeded random weights or the state
+    dict in `checkpoint`, tracked with the settings `config`.
+
+    Subclasses narrow the types and defaults of `config`, `net` and `name`, and build the network.
+    """
+
+    checkpoint: str | None = None
+    config: Any = None
+    net: Any = None
+    device: str | None = None
+    seed: int = 0
+    name: str = "tracker"
+
+    @abstractmethod
+    def random_model(self) -> nn.Module:
+        """The untrained network of `net` (its weights drawn from torch's global RNG)."""
+
+    def build_model(self) -> nn.Module:
+        return self.seeded_model(self.random_model, self.checkpoint).eval()
+
+
 Fail = Callable[[str, str], Exception]
 """(key, message) -> the one-line error to raise; the key is relative to the section."""
 

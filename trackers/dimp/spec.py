@@ -9,7 +9,7 @@ from torch import nn
 
 from trackers.dimp.model import DiMPNet, DiMPNetConfig, load_dimp_net
 from trackers.dimp.tracker import DiMPTracker, DiMPTrackerConfig
-from trackers.spec import FrameNetwork, TrackerSpec
+from trackers.spec import CheckpointSpec, FrameNetwork
 
 
 class DiMPFrame(nn.Module):
@@ -20,30 +20,31 @@ class DiMPFrame(nn.Module):
 
     def __init__(self, tracker: DiMPTracker):
         super().__init__()
-        self.net, self.filter = tracker.net, tracker.filter
+        self.net, self.filter = tracker.model, tracker.filter
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.classify(self.filter, self.net.extract(x)[None])
 
 
 @dataclass(frozen=True)
-class DiMPSpec(TrackerSpec):
+class DiMPSpec(CheckpointSpec):
     """DiMP without IoU-Net; `checkpoint` is a `train_dimp` checkpoint (it carries its own
     architecture, so `net` is ignored then), or None for a randomly initialised `net` drawn from
     `seed`; `seed` also drives the init augmentation.
     """
 
-    checkpoint: str | None = None
     config: DiMPTrackerConfig = field(default_factory=DiMPTrackerConfig)
     net: DiMPNetConfig = field(default_factory=DiMPNetConfig)
-    device: str | None = None
-    seed: int = 0
     name: str = "dimp"
 
+    def random_model(self) -> DiMPNet:
+        return DiMPNet(self.net)
+
     def build_model(self) -> DiMPNet:
+        """The checkpoint's network (architecture included), else the seeded random one of `net`."""
         if self.checkpoint is not None:
-            return load_dimp_net(self.checkpoint)
-        return self.seeded_model(lambda: DiMPNet(self.net))
+            return load_dimp_net(self.checkpoint).eval()
+        return super().build_model()
 
     def build_tracker(self, model: DiMPNet) -> DiMPTracker:
         return DiMPTracker(model, self.config, self.device, self.seed)

@@ -9,7 +9,7 @@ from torch import nn
 
 from trackers.gradnet.model import GradNet, GradNetConfig
 from trackers.gradnet.tracker import GradNetTracker, GradNetTrackerConfig
-from trackers.spec import FrameNetwork, TrackerSpec
+from trackers.spec import CheckpointSpec, FrameNetwork
 
 
 class GradNetFrame(nn.Module):
@@ -31,22 +31,19 @@ class GradNetFrame(nn.Module):
 
 
 @dataclass(frozen=True)
-class GradNetSpec(TrackerSpec):
+class GradNetSpec(CheckpointSpec):
     """GradNet on SiamFC: random weights seeded by `seed`, or a state dict from `checkpoint`.
 
     `net` must be the network configuration the checkpoint was trained with (its widths); a
     mismatch is a one-line ConfigError when the tracker is built.
     """
 
-    checkpoint: str | None = None
     config: GradNetTrackerConfig = GradNetTrackerConfig()
     net: GradNetConfig = GradNetConfig()
-    device: str | None = None
-    seed: int = 0
     name: str = "siamfc-gradnet"
 
-    def build_model(self) -> GradNet:
-        return self.seeded_model(lambda: GradNet(self.net), self.checkpoint).eval()
+    def random_model(self) -> GradNet:
+        return GradNet(self.net)
 
     def build_tracker(self, model: GradNet) -> GradNetTracker:
         return GradNetTracker(model, self.config, self.device)

@@ -40,7 +40,7 @@ from nas.data.crops import context_size, cosine_window, crop_square, grid_center
 from nas.data.sequence import Sequence
 from nas.errors import ConfigError
 from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE
-from trackers.base import Tracker, TrackResult, pick_device
+from trackers.base import NetworkTracker, TrackResult, center_size, corner_box
 from trackers.lighttrack.blocks import fold_batchnorm
 from trackers.spec import FrameNetwork, NetworkCounter, TrackerSpec, load_weights
 
@@ -132,17 +132,15 @@ def clamp_state(center: np.ndarray, size: np.ndarray, image_wh: tuple[int, int],
 
 
 
-class LightTrackTracker(Tracker):
+class LightTrackTracker(NetworkTracker):
     """`Tracker` over any LightTrack-API model; state is reset by every `initialize`."""
 
     name = "lighttrack"
 
     def __init__(self, model: torch.nn.Module, config: TrackerConfig = TrackerConfig(),
                  device: torch.device | str | None = None, name: str | None = None):
-        self.device = pick_device(device)
-        self.model = fold_batchnorm(model).to(self.device)
+        super().__init__(fold_batchnorm(model), config, device)
         self.stride = int(model.stride)
-        self.config = config
         if name:
             self.name = name
         spec = getattr(getattr(model, "space", None), "spec", None)
@@ -152,7 +150,6 @@ class LightTrackTracker(Tracker):
         self.instance_size = self.normal_instance
         self.cls_is_logit = bool(getattr(model, "cls_is_logit", True))
         self.update = getattr(self.model, "update", None)
-        self._state: dict[str, torch.Tensor] | None = None
 
     def _features(self, crop: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(normalize(crop))[None].to(self.device)
@@ -160,9 +157,8 @@ class LightTrackTracker(Tracker):
     @torch.inference_mode()
     def initialize(self, frame: np.ndarray, box: np.ndarray) -> None:
         cfg = self.config
-        x, y, w, h = np.asarray(box, dtype=np.float64)
-        self.center = np.array([x + w / 2.0, y + h / 2.0])
-        self.size = np.array([w, h])
+        self.center, self.size = center_size(box)
+        w, h = self.size
         self.image_wh = (frame.shape[1], frame.shape[0])
         small = w * h / float(frame.shape[0] * frame.shape[1]) < cfg.small_target_ratio
         self.instance_size = self.big_instance if small else self.normal_instance
@@ -173,8 +169,9 @@ class LightTrackTracker(Tracker):
         z = crop_square(frame, tuple(self.center), s_z, self.exemplar_size, self.pad)
         z_box = self._box_in_crop(self.exemplar_size / s_z, self.exemplar_size)
         self._state = self.model.template(self._features(z), torch.from_numpy(z_box)[None].float().to(self.device))
+        self.frame_index = 0
         if self.update is not None:
-            self._frame, self._confidences, self._memory = 0, [], []
+            self._confidences, self._memory = [], []
             crop, scale_z = self._search_crop(frame)
             self._memory.append((1.0, crop, self._box_in_crop(scale_z, self.instance_size)))
             self._update_template()
@@ -206,20 +203,18 @@ class LightTrackTracker(Tracker):
 
     def _after_frame(self, frame: np.ndarray, confidence: float) -> None:
         """Keep reliable frames and update the template every `interval` frames (gradnet heads)."""
-        self._frame += 1
         if len(self._confidences) < 5:
             self._confidences.append(confidence)
         if confidence >= 0.5 * float(np.mean(self._confidences)):
             crop, scale_z = self._search_crop(frame)
             self._memory = [*self._memory[-4:], (confidence, crop, self._box_in_crop(scale_z, self.instance_size))]
-        if self._frame % self.update.interval == 0:
+        if self.frame_index % self.update.interval == 0:
             self._update_template()
 
     @torch.inference_mode()
     def track(self, frame: np.ndarray) -> TrackResult:
-        if self._state is None:
-            raise RuntimeError("track() called before initialize()")
         cfg = self.config
+        self.next_frame()
         x, scale_z = self._search_crop(frame)
         out = self.model.track(self._features(x), self._state)
         center, size, score = decode(
@@ -230,8 +225,7 @@ class LightTrackTracker(Tracker):
         self.center, self.size = clamp_state(center, size, self.image_wh, cfg.min_size)
         if self.update is not None:
             self._after_frame(frame, score)
-        box = np.concatenate([self.center - self.size / 2.0, self.size])
-        return TrackResult(box, score)
+        return TrackResult(corner_box(self.center, self.size), score)
 
 
 class LightTrackFrame(torch.nn.Module):

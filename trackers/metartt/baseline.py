@@ -25,15 +25,16 @@ class MetaRTTBaseline(BaselineTraining):
     positive = ("episodes", "episodes_per_step", "frames", "lr", "prune_lr", "lasso_weight")
     width_lists = {"channels": (3, 3), "fc_widths": (2, 2)}  # RT-MDNet's three convs and two hidden fc
 
+    # meta-training, then the pruning network's training, on RT-MDNet of these widths
     episodes: int = 40
     episodes_per_step: int = 2
     frames: int = 4
-    prune_steps: int = 10
     lr: float = 1e-4
-    prune_lr: float = 1e-3
-    lasso_weight: float = 1e-3  # the paper's lambda; larger prunes more after few steps
     channels: list = field(default_factory=lambda: list(RTMDNetConfig().channels))
     fc_widths: list = field(default_factory=lambda: list(RTMDNetConfig().fc_widths))
+    prune_steps: int = 10
+    prune_lr: float = 1e-3
+    lasso_weight: float = 1e-3  # the paper's lambda; larger prunes more after few steps
 
     def check(self, fail: Fail) -> None:
         super().check(fail)
@@ -54,5 +55,5 @@ class MetaRTTBaseline(BaselineTraining):
 
     def specs(self, checkpoint: str | None, seed: int) -> dict[str, MetaRTTSpec]:
         tracker, net = self.tracker_settings(), self.net()
-        return {"metartt": MetaRTTSpec(checkpoint, tracker, False, net, seed=seed),
-                "metartt-pruned": MetaRTTSpec(checkpoint, tracker, True, net, seed=seed, name="metartt-pruned")}
+        return {"metartt": MetaRTTSpec(checkpoint, tracker, net, seed=seed),
+                "metartt-pruned": MetaRTTSpec(checkpoint, tracker, net, seed=seed, name="metartt-pruned", prune=True)}

@@ -29,7 +29,7 @@ Choices not fixed by the paper or the notes:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -37,10 +37,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trackers.metartt.geometry import (
-    CANDIDATES, INIT_NEG, INIT_POS, UPDATE_NEG, UPDATE_POS, SampleRule, SceneConfig)
+from trackers.metartt.geometry import INIT_NEG, INIT_POS, UPDATE_NEG, UPDATE_POS
 from trackers.metartt.model import (
-    AdaptConfig, MetaRTT, RTMDNet, SampleSet, adapt, binary_loss, labelled_samples, lasso, locate)
+    MetaRTT, RTMDNet, SampleSet, TrackingStepConfig, adapt, binary_loss, labelled_samples, lasso, locate)
 
 
 
@@ -53,20 +52,15 @@ class Episode:
 
 
 @dataclass(frozen=True)
-class EpisodeConfig:
+class EpisodeConfig(TrackingStepConfig):
     """Episode simulation and meta-objective settings (see the module docstring)."""
 
     n_pos: int = 32
     n_neg: int = 96
-    n_candidates: int = 256
-    candidates: SampleRule = CANDIDATES
-    top_k: int = 5
     n_hard: int = 4
     gamma: float = 0.1
     margin: float = 0.5
     lasso_weight: float = 1e-3
-    adapt: AdaptConfig = AdaptConfig()
-    scene: SceneConfig = field(default_factory=SceneConfig)
 
 
 def final_frame_samples(episode: Episode, config: EpisodeConfig, rng: np.random.Generator) -> SampleSet:

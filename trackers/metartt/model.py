@@ -42,7 +42,7 @@ Choices not fixed by the papers or the notes:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from trackers.metartt.geometry import SampleRule, SceneConfig, generate, sample, scene_rois
+from trackers.metartt.geometry import CANDIDATES, SampleRule, SceneConfig, generate, sample, scene_rois
 
 
 PRUNABLE = ("conv1", "conv2", "conv3", "fc4", "fc5")
@@ -290,6 +290,22 @@ class AdaptConfig:
     batch_pos: int = 32
     batch_neg: int = 96
     neg_candidates: int = 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackingStepConfig:
+    """One tracking step's settings, the same in tracking and in meta-training's simulated tracking:
+    `locate` scores `n_candidates` boxes drawn by `candidates` on one scene crop and averages the
+    `top_k`; `adapt` takes its minibatches by `adapt`.
+
+    Keyword-only, so a config that inherits them keeps its own positional field order.
+    """
+
+    n_candidates: int = 256
+    candidates: SampleRule = CANDIDATES
+    top_k: int = 5
+    adapt: AdaptConfig = AdaptConfig()
+    scene: SceneConfig = field(default_factory=SceneConfig)
 
 
 def binary_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

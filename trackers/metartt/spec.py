@@ -9,11 +9,11 @@ import torch
 from trackers.metartt.geometry import generate, scene_rois
 from trackers.metartt.model import MetaRTT, MetaRTTConfig
 from trackers.metartt.tracker import MetaRTTTracker, MetaRTTTrackerConfig
-from trackers.spec import FrameNetwork, TrackerSpec
+from trackers.spec import CheckpointSpec, FrameNetwork
 
 
 @dataclass(frozen=True)
-class MetaRTTSpec(TrackerSpec):
+class MetaRTTSpec(CheckpointSpec):
     """MetaRTT with random (seeded) or checkpointed meta-parameters; `prune` turns on the one-shot
     channel pruning at the first frame (the checkpoint then should hold a trained pruning network).
 
@@ -21,17 +21,14 @@ class MetaRTTSpec(TrackerSpec):
     tracker's sampling, so every worker tracks a sequence identically.
     """
 
-    checkpoint: str | None = None
     config: MetaRTTTrackerConfig = MetaRTTTrackerConfig()
-    prune: bool = False
     net: MetaRTTConfig = MetaRTTConfig()
-    device: str | None = None
-    seed: int = 0
     name: str = "metartt"
+    prune: bool = False
 
-    def build_model(self) -> MetaRTT:
+    def random_model(self) -> MetaRTT:
         """The whole learner: RT-MDNet, the meta-learned rates and the pruning network."""
-        return self.seeded_model(lambda: MetaRTT(self.net), self.checkpoint).eval()
+        return MetaRTT(self.net)
 
     def build_tracker(self, model: MetaRTT) -> MetaRTTTracker:
         return MetaRTTTracker(model, replace(self.config, prune=self.prune, seed=self.seed), self.device)
