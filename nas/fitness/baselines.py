@@ -122,11 +122,10 @@ def train_baselines(train_sequences: list[Sequence], out_dir: str | os.PathLike,
                     config: BaselineConfig = BaselineConfig(), progress: bool = True) -> dict[str, Path]:
     """Checkpoint name -> checkpoint in `out_dir` per trained baseline; resumable, as each section
     keeps or resumes an existing checkpoint (see its `train`)."""
-    out = Path(out_dir)
-    checkpoints = {}
+    checkpoints = {section.checkpoint_name: Path(out_dir) / f"{section.checkpoint_name}.pt"
+                   for section in config.sections.values()}
     for section in config.sections.values():
-        checkpoints[section.checkpoint_name] = path = out / f"{section.checkpoint_name}.pt"
-        section.train(train_sequences, path, config.seed, progress)
+        section.train(train_sequences, checkpoints[section.checkpoint_name], config.seed, progress)
     return checkpoints
 
 
@@ -155,6 +154,7 @@ def baseline_specs(config: BaselineConfig, checkpoints: dict[str, Path | None], 
 
 
 def _network_cost(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, int]:
+    """fvcore's FLOPs of one forward (1 multiply-add = 1 FLOP) and the parameter count."""
     return {"params": count_params(module), "flops": count_flops(module, inputs)}
 
 

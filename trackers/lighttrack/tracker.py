@@ -138,11 +138,9 @@ class LightTrackTracker(NetworkTracker):
     name = "lighttrack"
 
     def __init__(self, model: torch.nn.Module, config: TrackerConfig = TrackerConfig(),
-                 device: torch.device | str | None = None, name: str | None = None):
+                 device: torch.device | str | None = None):
         super().__init__(fold_batchnorm(model), config, device)
         self.stride = int(model.stride)
-        if name:
-            self.name = name
         spec = getattr(getattr(model, "space", None), "spec", None)
         self.exemplar_size = config.exemplar_size or (spec.template_size if spec else 128)
         self.normal_instance = config.instance_size or (spec.search_size if spec else 256)
@@ -296,8 +294,8 @@ class LightTrackSpec(TrackerSpec):
         return LightTrackTracker(model, self.config, self.device)
 
     def frame_network(self, tracker: LightTrackTracker, frame: np.ndarray) -> FrameNetwork:
-        """The search branch at the space's search size (the 288 crops of tiny first boxes are not
-        counted) on the tracker's BatchNorm-folded network, template features cached."""
+        """The search branch at the tracker's search size on its BatchNorm-folded network, template
+        features cached (the cost table in `frame_cost` counts the space's search size instead)."""
         side = tracker.instance_size
         return LightTrackFrame(tracker), (torch.randn(1, 3, side, side, device=tracker.device),)
 

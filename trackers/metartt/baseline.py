@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nas.data.sequence import Sequence
-from trackers.metartt.meta import EpisodeConfig
 from trackers.metartt.model import MetaRTTConfig, RTMDNetConfig
 from trackers.metartt.spec import MetaRTTSpec
 from trackers.metartt.tracker import MetaRTTTrackerConfig
@@ -51,7 +50,7 @@ class MetaRTTBaseline(BaselineTraining):
         if not path.is_file():
             train_metartt(sequences, path, self.episodes, seed, episodes_per_step=self.episodes_per_step,
                           n_frames=self.frames, prune_steps=self.prune_steps, lr=self.lr, prune_lr=self.prune_lr,
-                          net=self.net(), config=EpisodeConfig(lasso_weight=self.lasso_weight), progress=progress)
+                          lasso_weight=self.lasso_weight, net=self.net(), progress=progress)
 
     def specs(self, checkpoint: str | None, seed: int) -> dict[str, MetaRTTSpec]:
         tracker, net = self.tracker_settings(), self.net()

@@ -60,7 +60,6 @@ class EpisodeConfig(TrackingStepConfig):
     n_hard: int = 4
     gamma: float = 0.1
     margin: float = 0.5
-    lasso_weight: float = 1e-3
 
 
 def final_frame_samples(episode: Episode, config: EpisodeConfig, rng: np.random.Generator) -> SampleSet:
@@ -158,8 +157,9 @@ def _l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def pruning_step(learner: MetaRTT, episodes: list[Episode], optimizer: torch.optim.Optimizer,
-                 config: EpisodeConfig, rng: np.random.Generator) -> float:
-    """One Adam step of the pruning network on L_prune = mean over episodes of L_ep (eqs. 11-12).
+                 config: EpisodeConfig, rng: np.random.Generator, lasso_weight: float = 1e-3) -> float:
+    """One Adam step of the pruning network on L_prune = mean over episodes of L_ep (eqs. 11-12);
+    `lasso_weight` is the paper's lambda on the masks' L1 norm (larger prunes more after few steps).
 
     theta is fixed (its parameters are frozen for the step, so no gradient is spent on them).
     """
@@ -171,7 +171,7 @@ def pruning_step(learner: MetaRTT, episodes: list[Episode], optimizer: torch.opt
     try:
         total = torch.zeros((), device=net.conv1.weight.device)
         for episode in episodes:
-            total = total + _episode_lasso(learner, episode, config, rng)
+            total = total + _episode_lasso(learner, episode, config, rng, lasso_weight)
         loss = total / len(episodes)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -183,7 +183,7 @@ def pruning_step(learner: MetaRTT, episodes: list[Episode], optimizer: torch.opt
 
 
 def _episode_lasso(learner: MetaRTT, episode: Episode, config: EpisodeConfig,
-                   rng: np.random.Generator) -> torch.Tensor:
+                   rng: np.random.Generator, lasso_weight: float) -> torch.Tensor:
     """L_ep (eq. 11) with the masks predicted from D_init and theta_init (eq. 12)."""
     net = learner.net
     traj = simulate(learner, episode, final_frame_samples(episode, config, rng), config, rng,
@@ -203,7 +203,7 @@ def _episode_lasso(learner: MetaRTT, episode: Episode, config: EpisodeConfig,
         for theta, target in zip(thetas, targets):
             outputs = [pruned, *net.classify(pruned, theta, masks, all_layers=True)]
             total = total + sum(_l2(o, t) for o, t in zip(outputs, target))
-            total = total + config.lasso_weight * lasso(masks)
+            total = total + lasso_weight * lasso(masks)
     return total
 
 
