@@ -68,3 +68,17 @@ def test_load_weights_is_one_line_on_a_wrong_checkpoint(tmp_path):
         with pytest.raises(ConfigError, match=message) as err:
             load_weights(model, path)
         assert "\n" not in str(err.value)
+
+
+def test_tracking_needs_initialize_and_counts_frames_per_sequence(otb_root):
+    seq = open_dataset(otb_root, "otb")[0].head(3)
+    for name, spec in _small_specs().items():
+        tracker = spec()
+        with pytest.raises(RuntimeError, match="before initialize"):
+            tracker.track(seq.frame(0))
+        for _ in range(2):  # a second sequence starts counting again
+            tracker.initialize(seq.frame(0), seq.boxes[0])
+            assert tracker.frame_index == 0, name
+            for i in range(1, len(seq)):
+                tracker.track(seq.frame(i))
+            assert tracker.frame_index == len(seq) - 1, name
