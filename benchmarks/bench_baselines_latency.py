@@ -6,7 +6,7 @@ untimed rounds, the median (p10, p90) of `--runs` rounds of two steps:
 * `per_frame`: a whole `track()` call (crops, network, decoding, and whatever online learning the
   tracker does on that frame: MetaRTT's sample collection and its update every 10th call, DiMP's
   filter refinement every 20th, GradNet's template update every 5th), which is what a user waits for;
-* `forward`: the per-frame network alone (`nas.fitness.baselines.frame_network`, the same network
+* `forward`: the per-frame network alone (the spec's `frame_network`, the same network
   whose FLOPs the comparison table reports), under `torch.no_grad`.
 
 Weights are random (seeded) unless `--checkpoints` names the checkpoint folder of a `tracknas
@@ -28,10 +28,9 @@ import torch
 from bench_tracker_latency import _timed
 from nas.data.datasets import open_dataset
 from nas.fitness.baselines import (
-    BASELINE_NAMES, BaselineConfig, baseline_specs, frame_network, load_baseline_config)
+    BASELINE_NAMES, CHECKPOINT_NAMES, BaselineConfig, baseline_specs, load_baseline_config)
 
 REPO = Path(__file__).resolve().parents[1]
-TRAINED = ("siamfc-gradnet", "metartt", "dimp")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -51,7 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     config = load_baseline_config(args.train_config) if args.train_config else BaselineConfig()
-    checkpoints = {name: Path(args.checkpoints) / f"{name}.pt" if args.checkpoints else None for name in TRAINED}
+    checkpoints = {name: Path(args.checkpoints) / f"{name}.pt" if args.checkpoints else None
+                   for name in CHECKPOINT_NAMES}
     specs, notes = baseline_specs(config, checkpoints)
     seq = next(s for s in open_dataset(args.otb, "otb") if s.name == "Crossing")
     first, frame = seq.frame(0), seq.frame(1)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.only or BASELINE_NAMES:
         tracker = specs[name]()
         tracker.initialize(first, seq.boxes[0])
-        module, inputs = frame_network(tracker, frame)
+        module, inputs = specs[name].frame_network(tracker, frame)
         module.eval()
 
         def forward() -> object:

@@ -23,9 +23,8 @@ from nas.fitness.results import read_sequence_result
 from nas.io import torch_load
 from nas.space import load_space
 from nas.space.arch import save_arch
-from trackers.dimp.tracker import DiMPSpec
+from trackers.dimp.spec import DiMPSpec
 from trackers.gradnet.spec import GradNetSpec
-from trackers.metartt.spec import MetaRTTSpec
 
 # a handful of steps on tiny networks: the point is the plumbing, not the accuracy
 TINY_TRAINING = {
@@ -117,25 +116,22 @@ def test_cli_rerun_resumes_checkpoints_and_results(cli_run, capsys):
 def test_checkpoints_reload_weights_only_into_working_trackers(cli_run, otb_root):
     out = cli_run[2] / "checkpoints"
     seq = open_dataset(otb_root, "otb")[0].head(4)
-    specs = {"siamfc-gradnet": GradNetSpec(str(out / "siamfc-gradnet.pt"), CONFIG.gradnet_tracker(),
-                                           CONFIG.gradnet_net()),
-             "metartt": MetaRTTSpec(str(out / "metartt.pt"), CONFIG.metartt_tracker(), True, CONFIG.metartt_net()),
-             "dimp": DiMPSpec(str(out / "dimp.pt"), CONFIG.dimp_tracker(), CONFIG.dimp_train().net)}
-    for name, spec in specs.items():
-        state = torch_load(out / f"{name}.pt")  # weights_only=True
-        state = state["model"] if name == "dimp" else state
-        model = spec.build_learner() if name == "metartt" else spec.build_model()
-        random = replace(spec, checkpoint=None)
-        untrained = random.build_learner() if name == "metartt" else random.build_model()
-        initial = untrained.state_dict()
-        assert {k: v.shape for k, v in initial.items()} == {k: v.shape for k, v in state.items()}, name
-        for key, value in model.state_dict().items():
-            assert torch.equal(value, state[key]), (name, key)
-        assert any(not torch.equal(value, initial[key]) for key, value in state.items()), name  # it trained
-        tracker = pickle.loads(pickle.dumps(spec))()  # the harness ships specs to worker processes
-        tracker.initialize(seq.frame(0), seq.boxes[0])
-        for i in range(1, len(seq)):
-            assert np.isfinite(tracker.track(seq.frame(i)).box).all(), name
+    for section in CONFIG.sections.values():
+        path = out / f"{section.checkpoint_name}.pt"
+        state = torch_load(path)  # weights_only=True
+        state = state["model"] if section.key == "dimp" else state  # DiMP's also holds its resume state
+        for name, spec in section.specs(str(path), CONFIG.seed).items():
+            model = spec.build_model()
+            initial = replace(spec, checkpoint=None).build_model().state_dict()
+            assert {k: v.shape for k, v in initial.items()} == {k: v.shape for k, v in state.items()}, name
+            for key, value in model.state_dict().items():
+                assert torch.equal(value, state[key]), (name, key)
+            assert any(not torch.equal(value, initial[key]) for key, value in state.items()), name  # it trained
+            tracker = pickle.loads(pickle.dumps(spec))()  # the harness ships specs to worker processes
+            assert tracker.name == name
+            tracker.initialize(seq.frame(0), seq.boxes[0])
+            for i in range(1, len(seq)):
+                assert np.isfinite(tracker.track(seq.frame(i)).box).all(), name
 
 
 def test_every_baseline_runs_in_the_harness_on_crossing(cli_run, otb_root, tmp_path):
@@ -155,12 +151,12 @@ def test_every_baseline_runs_in_the_harness_on_crossing(cli_run, otb_root, tmp_p
 
 def test_per_frame_flops_follow_the_input_the_tracker_scores(otb_root):
     seq = open_dataset(otb_root, "otb")[0].head(2)
-    gradnet = GradNetSpec(None, CONFIG.gradnet_tracker(), CONFIG.gradnet_net())
+    gradnet = GradNetSpec(None, CONFIG["gradnet"].tracker_settings(), CONFIG["gradnet"].net())
     one_scale = frame_cost(replace(gradnet, config=replace(gradnet.config, num_scales=1)), seq)
     three_scales = frame_cost(gradnet, seq)
     assert three_scales["params"] == one_scale["params"]
     assert 2.5 * one_scale["flops"] < three_scales["flops"] <= 3 * one_scale["flops"]
-    dimp = DiMPSpec(None, CONFIG.dimp_tracker(), CONFIG.dimp_train().net)
+    dimp = DiMPSpec(None, CONFIG["dimp"].tracker_settings(), CONFIG["dimp"].train_config().net)
     small, large = frame_cost(dimp, seq), frame_cost(replace(dimp, net=replace(dimp.net, image_sample_size=192)), seq)
     assert 3.5 * small["flops"] < large["flops"] < 4.5 * small["flops"]  # 2x the side, ~4x the pixels
 

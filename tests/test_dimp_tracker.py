@@ -16,8 +16,8 @@ from nas.errors import ConfigError
 from nas.fitness.harness import run_tracker
 from nas.io import torch_load
 from trackers.dimp.model import DiMPNetConfig, load_dimp_net
+from trackers.dimp.spec import DiMPSpec
 from trackers.dimp.tracker import (
-    DiMPSpec,
     DiMPTrackerConfig,
     SampleMemory,
     localize,
@@ -165,7 +165,7 @@ def test_update_schedule_and_memory_growth(tiny_data: Path, trained: tuple[Path,
         assert np.linalg.norm(moved) < 0.25 * np.sqrt(np.prod(seq.boxes[0][2:]))
         changed.append(not torch.equal(before, tracker.filter))
         stored.append(tracker.memory.num_stored)
-    # frame_num 2..7: GN iterations when (frame_num - 1) % 3 == 0, i.e. frames 4 and 7
+    # frame_index 1..6: GN iterations when frame_index % 3 == 0, i.e. the 3rd and 6th tracked frame
     assert changed == [False, False, True, False, False, True]
     assert stored == [12, 13, 14, 14, 14, 14]
     assert tracker.memory.weights.sum() == pytest.approx(1.0)

@@ -13,7 +13,8 @@ from trackers.metartt import (
     AdaptConfig, EpisodeConfig, MetaRTT, MetaRTTConfig, MetaRTTTracker, MetaRTTTrackerConfig, RTMDNet,
     RTMDNetConfig, SceneConfig, adapt, effective_masks, kept_channels, make_synthetic_episodes,
     meta_step, pruning_step, roi_align, roi_pool, slice_parameters)
-from trackers.metartt.model import PRUNABLE, iou, lasso
+from trackers.metartt.geometry import iou
+from trackers.metartt.model import PRUNABLE, lasso
 
 SMALL_NET = RTMDNetConfig(channels=(16, 32, 64), fc_widths=(64, 64))
 SMALL_NET_NO_DROPOUT = replace(SMALL_NET, dropout=0.0)
@@ -126,7 +127,7 @@ def test_pruning_network_learns_masks_that_remove_channels():
     torch.manual_seed(0)
     learner = MetaRTT(MetaRTTConfig(net=SMALL_NET))
     episodes = make_synthetic_episodes(2, np.random.default_rng(0), n_frames=3)
-    config = EpisodeConfig(n_pos=16, n_neg=48, n_candidates=32, scene=SMALL_SCENE, lasso_weight=0.05)
+    config = EpisodeConfig(n_pos=16, n_neg=48, n_candidates=32, scene=SMALL_SCENE)
     theta_before = {k: v.clone() for k, v in learner.net.state_dict().items()}
     optimizer = torch.optim.Adam(learner.pruner.parameters(), lr=3e-2)
 
@@ -141,7 +142,8 @@ def test_pruning_network_learns_masks_that_remove_channels():
 
     before = predicted()
     assert all(len(kept_channels(before, 0.05)[k]) == SMALL_NET.widths()[k] for k in PRUNABLE)
-    losses = [pruning_step(learner, episodes, optimizer, config, np.random.default_rng(1)) for _ in range(6)]
+    losses = [pruning_step(learner, episodes, optimizer, config, np.random.default_rng(1), lasso_weight=0.05)
+              for _ in range(6)]
     after = predicted()
     assert float(lasso(after)) < float(lasso(before))
     assert losses[-1] < losses[0]

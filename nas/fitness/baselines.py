@@ -13,23 +13,13 @@ on the same sequences, so every number comes from the same result files and the 
   the per-sequence speeds.
 
 Per-frame cost (`frame_cost`) is the network work of one `track()` call at the tracker's own input
-size, counted by fvcore (1 multiply-add = 1 FLOP) or the equal LightTrack cost table:
+size, as each tracker's spec defines it (`TrackerSpec.frame_network`: e.g. GradNet's 3-scale pyramid
+and both correlations, MetaRTT's candidate scoring after `initialize`, so the pruned variant counts
+its sliced network; online learning is excluded), counted by fvcore (1 multiply-add = 1 FLOP); the
+LightTrack specs read the equal cost table instead. Params are those of that per-frame network.
 
-* LightTrack: the search branch at the space's search size (256; the 288 crops used for tiny first
-  boxes are not counted), template features cached;
-* GradNet: the frozen search branch on the 3-scale pyramid of 255 crops plus the SiamFC and GradNet
-  correlations; the gradient template update (every 5 frames, and on early failures) is excluded;
-* DiMP: backbone and classification features on the 3-scale pyramid of search crops plus the
-  filter correlation; the filter refinement on the sample memory (every 20 frames, and on hard
-  negatives) is excluded;
-* MetaRTT: the candidate-scoring pass, conv1-3 on the scene crop covering the 256 candidates plus
-  fc4-6 on their RoIs, measured after `initialize` on the first frame (so the pruned variant counts
-  its sliced network); the second pass that collects memory samples on success frames and the
-  periodic Meta-SGD updates are excluded.
-
-Params: every parameter of the model the tracker loads (GradNet: both branches and U1; DiMP: backbone,
-features, initializer and optimizer; LightTrack: the subnet), except for MetaRTT, where it is the
-(pruned) RT-MDNet that runs per frame, without the meta-learned rates and the pruning network.
+Each trained baseline brings its `--train-config` section (`trackers.spec.BaselineTraining`): its
+settings, training and specs. `TRAINED` registers them; this module only drives and compares.
 """
 from __future__ import annotations
 
@@ -38,37 +28,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
 
 from nas.config import typed_section
 from nas.cost.counting import count_flops, count_params
-from nas.cost.table import cost_table
 from nas.data.sequence import Sequence
 from nas.errors import ConfigError, DataError
 from nas.fitness.harness import TrackerFactory, run_tracker
 from nas.fitness.plots import plot_success_precision
 from nas.fitness.scoring import score_results
 from nas.io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from trackers.base import Tracker
-from trackers.dimp.model import FEATURE_STRIDE, DiMPNetConfig
-from trackers.dimp.tracker import DiMPSpec, DiMPTracker, DiMPTrackerConfig
-from trackers.dimp.train import DiMPTrainConfig, train_dimp
-from trackers.gradnet.model import ALEXNET_CHANNELS, GradNetConfig
-from trackers.gradnet.spec import GradNetSpec
-from trackers.gradnet.tracker import GradNetTracker, GradNetTrackerConfig
-from trackers.gradnet.training import train_gradnet
+from trackers.dimp.baseline import DiMPBaseline
+from trackers.gradnet.baseline import GradNetBaseline
 from trackers.identity import IdentityTracker
-from trackers.lighttrack.tracker import LightTrackSpec, LightTrackTracker
-from trackers.metartt.meta import EpisodeConfig
-from trackers.metartt.model import MetaRTTConfig, RTMDNetConfig, generate, scene_rois
-from trackers.metartt.spec import MetaRTTSpec
-from trackers.metartt.tracker import MetaRTTTracker, MetaRTTTrackerConfig
-from trackers.metartt.training import train_metartt
+from trackers.lighttrack.tracker import LightTrackSpec
+from trackers.metartt.baseline import MetaRTTBaseline
+from trackers.spec import BaselineTraining
 
-BASELINE_NAMES = ("lighttrack-mobile", "siamfc-gradnet", "metartt", "metartt-pruned", "dimp")
+TRAINED: dict[str, type[BaselineTraining]] = {cls.key: cls for cls in (GradNetBaseline, MetaRTTBaseline, DiMPBaseline)}
+"""The trained baselines, in table order: the registry a new one is added to."""
+BASELINE_NAMES = ("lighttrack-mobile", *(name for cls in TRAINED.values() for name in cls.tracker_names))
+CHECKPOINT_NAMES = tuple(cls.checkpoint_name for cls in TRAINED.values())
 SUBNET_NAME = "lighttrack-subnet"
 IDENTITY_NAME = "identity"  # the do-nothing floor, first in every table
 TABLE_JSON, TABLE_MD, SPEED_PLOT, CURVES_PLOT = ("baselines.json", "baselines.md", "speed_accuracy.png",
@@ -76,50 +58,10 @@ TABLE_JSON, TABLE_MD, SPEED_PLOT, CURVES_PLOT = ("baselines.json", "baselines.md
 
 
 @dataclass(frozen=True)
-class GradNetTraining:
-    """Template-generalization training (`train_gradnet`) and the GradNet network/tracker settings."""
-
-    epochs: int = 2
-    pairs_per_epoch: int = 64
-    batch_size: int = 8
-    lr: float = 1e-3
-    channels: list = field(default_factory=lambda: list(ALEXNET_CHANNELS))
-    tracker: dict = field(default_factory=dict)  # GradNetTrackerConfig overrides
-
-
-@dataclass(frozen=True)
-class MetaRTTTraining:
-    """Meta-training and pruning-network training (`train_metartt`) and the MetaRTT settings."""
-
-    episodes: int = 40
-    episodes_per_step: int = 2
-    frames: int = 4
-    prune_steps: int = 10
-    lr: float = 1e-4
-    prune_lr: float = 1e-3
-    lasso_weight: float = 1e-3  # the paper's lambda; larger prunes more after few steps
-    channels: list = field(default_factory=lambda: list(RTMDNetConfig().channels))
-    fc_widths: list = field(default_factory=lambda: list(RTMDNetConfig().fc_widths))
-    tracker: dict = field(default_factory=dict)  # MetaRTTTrackerConfig overrides (scalar fields)
-
-
-@dataclass(frozen=True)
-class DiMPTraining:
-    """Episodic DiMP training (`train_dimp`, resumable per epoch) and the DiMP network/tracker settings."""
-
-    epochs: int = 2
-    episodes_per_epoch: int = 64
-    batch_size: int = 8
-    lr: float = 1e-3
-    widths: list = field(default_factory=lambda: list(DiMPNetConfig().widths))
-    feature_dim: int = DiMPNetConfig().feature_dim
-    image_sample_size: int = DiMPNetConfig().image_sample_size
-    tracker: dict = field(default_factory=dict)  # DiMPTrackerConfig overrides (scalar fields)
-
-
-@dataclass(frozen=True)
 class BaselineConfig:
     """The small training settings of every trained baseline (`--train-config` YAML, all keys optional).
+
+    One section per `TRAINED` entry (its fields, plus `tracker` overrides), e.g.:
 
     ```yaml
     seed: 0
@@ -134,38 +76,10 @@ class BaselineConfig:
     """
 
     seed: int = 0
-    gradnet: GradNetTraining = GradNetTraining()
-    metartt: MetaRTTTraining = MetaRTTTraining()
-    dimp: DiMPTraining = DiMPTraining()
+    sections: dict[str, BaselineTraining] = field(default_factory=lambda: {k: cls() for k, cls in TRAINED.items()})
 
-    def gradnet_net(self) -> GradNetConfig:
-        return GradNetConfig(channels=tuple(self.gradnet.channels))
-
-    def gradnet_tracker(self) -> GradNetTrackerConfig:
-        return GradNetTrackerConfig(**self.gradnet.tracker)
-
-    def metartt_net(self) -> MetaRTTConfig:
-        m = self.metartt
-        return MetaRTTConfig(net=RTMDNetConfig(channels=tuple(m.channels), fc_widths=tuple(m.fc_widths)))
-
-    def metartt_tracker(self) -> MetaRTTTrackerConfig:
-        return MetaRTTTrackerConfig(**self.metartt.tracker)
-
-    def dimp_train(self) -> DiMPTrainConfig:
-        d = self.dimp
-        net = DiMPNetConfig(widths=tuple(d.widths), feature_dim=d.feature_dim, image_sample_size=d.image_sample_size)
-        return DiMPTrainConfig(net=net, episodes_per_epoch=d.episodes_per_epoch, batch_size=d.batch_size, lr=d.lr)
-
-    def dimp_tracker(self) -> DiMPTrackerConfig:
-        return DiMPTrackerConfig(**self.dimp.tracker)
-
-
-_POSITIVE = {"gradnet": ("epochs", "pairs_per_epoch", "batch_size"),
-             "metartt": ("episodes", "episodes_per_step", "frames"),
-             "dimp": ("epochs", "episodes_per_epoch", "batch_size", "feature_dim", "image_sample_size")}
-# (section, key) -> (fewest, most) widths: AlexNet has 5 convs, RT-MDNet 3 convs + 2 fc, DiMP a stem + >= 4 stages
-_WIDTHS = {("gradnet", "channels"): (5, 5), ("metartt", "channels"): (3, 3), ("metartt", "fc_widths"): (2, 2),
-           ("dimp", "widths"): (5, None)}
+    def __getitem__(self, key: str) -> BaselineTraining:
+        return self.sections[key]
 
 
 def parse_baseline_config(data: Any, source: str) -> BaselineConfig:
@@ -174,42 +88,23 @@ def parse_baseline_config(data: Any, source: str) -> BaselineConfig:
         return ConfigError(message, source=source, key=key)
 
     data = {} if data is None else data
+    expected = ", ".join(["seed", *TRAINED])
     if not isinstance(data, dict):
-        raise fail("", "expected a mapping with seed, gradnet, metartt, dimp")
-    unknown = sorted(set(data) - {"seed", "gradnet", "metartt", "dimp"})
+        raise fail("", f"expected a mapping with {expected}")
+    unknown = sorted(set(data) - {"seed", *TRAINED})
     if unknown:
-        raise fail(unknown[0], "unknown key; expected seed, gradnet, metartt or dimp")
+        raise fail(unknown[0], f"unknown key; expected one of {expected}")
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise fail("seed", f"expected a non-negative integer, got {seed!r}")
-    sections = {"gradnet": (GradNetTraining, GradNetTrackerConfig), "metartt": (MetaRTTTraining, MetaRTTTrackerConfig),
-                "dimp": (DiMPTraining, DiMPTrackerConfig)}
-    built = {}
-    for name, (cls, tracker_cls) in sections.items():
+    sections = {}
+    for name, cls in TRAINED.items():
+        in_section = lambda key, msg, name=name: fail(f"{name}.{key}", msg)  # noqa: E731
         values = typed_section(data, name, cls, fail)
-        typed_section(values, "tracker", tracker_cls, lambda key, msg: fail(f"{name}.{key}", msg))
-        for key in _POSITIVE[name]:
-            if key in values and values[key] < 1:
-                raise fail(f"{name}.{key}", f"expected a positive integer, got {values[key]!r}")
-        for key in ("lr", "prune_lr", "lasso_weight"):
-            if key in values and values[key] <= 0:
-                raise fail(f"{name}.{key}", f"expected a positive number, got {values[key]!r}")
-        for (section, key), (fewest, most) in _WIDTHS.items():
-            widths = values.get(key) if section == name else None
-            if widths is not None and not (fewest <= len(widths) <= (most or len(widths)) and all(
-                    isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)):
-                count = fewest if most == fewest else f"at least {fewest}"
-                raise fail(f"{name}.{key}", f"expected {count} positive integers, got {widths!r}")
-        built[name] = cls(**values)
-    if any(w % 2 for w in built["gradnet"].channels):
-        raise fail("gradnet.channels", "expected even widths (conv2/4/5 use 2 groups)")
-    if built["metartt"].frames < 3:
-        raise fail("metartt.frames", "expected >= 3 (first, middle and last frame of an episode)")
-    if built["metartt"].episodes_per_step < 2:
-        raise fail("metartt.episodes_per_step", "expected >= 2 (hard negatives come from other videos)")
-    if built["dimp"].image_sample_size % FEATURE_STRIDE:
-        raise fail("dimp.image_sample_size", f"expected a multiple of {FEATURE_STRIDE}")
-    return BaselineConfig(seed=seed, **built)
+        typed_section(values, "tracker", cls.tracker_config, in_section)
+        sections[name] = cls(**values)
+        sections[name].check(in_section)
+    return BaselineConfig(seed=seed, sections=sections)
 
 
 def load_baseline_config(path: str | os.PathLike) -> BaselineConfig:
@@ -225,28 +120,12 @@ def load_baseline_config(path: str | os.PathLike) -> BaselineConfig:
 
 def train_baselines(train_sequences: list[Sequence], out_dir: str | os.PathLike,
                     config: BaselineConfig = BaselineConfig(), progress: bool = True) -> dict[str, Path]:
-    """Checkpoint per trained baseline in `out_dir`, resumable: an existing GradNet or MetaRTT
-    checkpoint is kept (it must match the config's widths; delete it to retrain), and `train_dimp`
-    resumes its own per-epoch checkpoint (a finished one costs nothing).
-    """
-    out = Path(out_dir)
-    g, m, d = config.gradnet, config.metartt, config.dimp
-    trainers = {
-        "siamfc-gradnet": lambda path: train_gradnet(
-            train_sequences, path, g.epochs, config.seed, pairs_per_epoch=g.pairs_per_epoch,
-            batch_size=g.batch_size, lr=g.lr, net=config.gradnet_net(), progress=progress),
-        "metartt": lambda path: train_metartt(
-            train_sequences, path, m.episodes, config.seed, episodes_per_step=m.episodes_per_step,
-            n_frames=m.frames, prune_steps=m.prune_steps, lr=m.lr, prune_lr=m.prune_lr,
-            net=config.metartt_net(), config=EpisodeConfig(lasso_weight=m.lasso_weight), progress=progress),
-        "dimp": lambda path: train_dimp(train_sequences, config.dimp_train(), path, config.seed, d.epochs, progress),
-    }
-    checkpoints = {}
-    for name, train in trainers.items():
-        path = out / f"{name}.pt"
-        if name == "dimp" or not path.is_file():
-            train(path)
-        checkpoints[name] = path
+    """Checkpoint name -> checkpoint in `out_dir` per trained baseline; resumable, as each section
+    keeps or resumes an existing checkpoint (see its `train`)."""
+    checkpoints = {section.checkpoint_name: Path(out_dir) / f"{section.checkpoint_name}.pt"
+                   for section in config.sections.values()}
+    for section in config.sections.values():
+        section.train(train_sequences, checkpoints[section.checkpoint_name], config.seed, progress)
     return checkpoints
 
 
@@ -254,25 +133,18 @@ def baseline_specs(config: BaselineConfig, checkpoints: dict[str, Path | None], 
                    subnet_weights: str | None = None) -> tuple[dict[str, TrackerFactory], dict[str, str]]:
     """(name -> picklable tracker factory, name -> what its weights are) for every compared tracker.
 
-    `checkpoints` maps each trained baseline (siamfc-gradnet, metartt, dimp) to its checkpoint, or to
-    None for seeded random weights (latency measurements need no training).
+    `checkpoints` maps each trained baseline's checkpoint name (`CHECKPOINT_NAMES`) to its
+    checkpoint, or to None for seeded random weights (latency measurements need no training).
     """
-    gradnet, metartt, dimp = (None if checkpoints[name] is None else str(checkpoints[name])
-                              for name in ("siamfc-gradnet", "metartt", "dimp"))
-    trained = lambda path: "random init" if path is None else f"trained: {path}"  # noqa: E731
     specs: dict[str, TrackerFactory] = {
-        IDENTITY_NAME: IdentityTracker,
-        "lighttrack-mobile": LightTrackSpec("lighttrack-mobile", seed=config.seed),
-        "siamfc-gradnet": GradNetSpec(gradnet, config.gradnet_tracker(), config.gradnet_net(), seed=config.seed),
-        "metartt": MetaRTTSpec(metartt, config.metartt_tracker(), False, config.metartt_net(), seed=config.seed),
-        "metartt-pruned": MetaRTTSpec(metartt, config.metartt_tracker(), True, config.metartt_net(),
-                                      seed=config.seed, name="metartt-pruned"),
-        "dimp": DiMPSpec(dimp, config.dimp_tracker(), config.dimp_train().net, seed=config.seed),
-    }
+        IDENTITY_NAME: IdentityTracker, "lighttrack-mobile": LightTrackSpec("lighttrack-mobile", seed=config.seed)}
     notes = {IDENTITY_NAME: "the first box on every frame (the do-nothing floor)",
-             "lighttrack-mobile": "random init (no trained weights)" + ("" if subnet else "; stands in for the subnet"),
-             "siamfc-gradnet": trained(gradnet), "metartt": trained(metartt), "metartt-pruned": trained(metartt),
-             "dimp": trained(dimp)}
+             "lighttrack-mobile": "random init (no trained weights)" + ("" if subnet else "; stands in for the subnet")}
+    for section in config.sections.values():
+        path = checkpoints[section.checkpoint_name]
+        trained = section.specs(None if path is None else str(path), config.seed)
+        specs.update(trained)
+        notes.update(dict.fromkeys(trained, "random init" if path is None else f"trained: {path}"))
     if subnet:
         specs[SUBNET_NAME] = LightTrackSpec(subnet, weights=subnet_weights, seed=config.seed)
         exported = Path(subnet).is_dir()
@@ -281,96 +153,17 @@ def baseline_specs(config: BaselineConfig, checkpoints: dict[str, Path | None], 
     return specs, notes
 
 
-class _LightTrackFrame(nn.Module):
-    """LightTrack's per-frame network: the search branch against the cached template state."""
-
-    def __init__(self, tracker: LightTrackTracker):
-        super().__init__()
-        self.model = tracker.model
-        side = tracker.exemplar_size
-        with torch.no_grad():
-            self.state = tracker.model.template(torch.randn(1, 3, side, side, device=tracker.device))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.model.track(x, self.state).values())
-
-
-class _GradNetFrame(nn.Module):
-    """GradNet's per-frame network: search features of the scale pyramid and both correlations."""
-
-    def __init__(self, tracker: GradNetTracker):
-        super().__init__()
-        self.model = tracker.model
-        self.template_sia, self.template_gra = tracker.template_sia, tracker.template_gra
-        self.mid = tracker.config.num_scales // 2
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.model.search_features(x)
-        return (self.model.score(self.template_sia, feats),
-                self.model.score(self.template_gra, feats[self.mid:self.mid + 1]))
-
-
-class _DiMPFrame(nn.Module):
-    """DiMP's per-frame network: features of the scale pyramid scored by the current filter."""
-
-    def __init__(self, tracker: DiMPTracker):
-        super().__init__()
-        self.net, self.filter = tracker.net, tracker.filter
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.classify(self.filter, self.net.extract(x)[None])
-
-
-def _pyramid(tracker: GradNetTracker | DiMPTracker, side: int) -> tuple[torch.Tensor]:
-    return (torch.randn(tracker.config.num_scales, 3, side, side, device=tracker.device),)
-
-
-def _metartt_inputs(tracker: MetaRTTTracker, frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """The scene crop covering the candidates around the current box, and their RoIs."""
-    cfg = tracker.config
-    candidates = generate(cfg.candidates, tracker.box, cfg.n_candidates, (frame.shape[1], frame.shape[0]),
-                          np.random.default_rng(cfg.seed))
-    image, rois = scene_rois(frame, candidates, tracker.box[2:], cfg.scene)
-    return image.to(tracker.device), torch.from_numpy(rois).float().to(tracker.device)
-
-
-def frame_network(tracker: Tracker, frame: np.ndarray) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
-    """(per-frame network, its inputs) of an initialised tracker on `frame` (module docstring:
-    what each tracker's network covers); its parameters are the tracker's counted params."""
-    if isinstance(tracker, LightTrackTracker):
-        side = tracker.instance_size
-        return _LightTrackFrame(tracker), (torch.randn(1, 3, side, side, device=tracker.device),)
-    if isinstance(tracker, GradNetTracker):
-        return _GradNetFrame(tracker), _pyramid(tracker, tracker.config.instance_size)
-    if isinstance(tracker, DiMPTracker):
-        return _DiMPFrame(tracker), _pyramid(tracker, tracker.size)
-    if isinstance(tracker, MetaRTTTracker):
-        return tracker.net, _metartt_inputs(tracker, frame)
-    raise ConfigError(f"no per-frame network known for {type(tracker).__name__}", key="tracker")
+def _network_cost(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, int]:
+    """fvcore's FLOPs of one forward (1 multiply-add = 1 FLOP) and the parameter count."""
+    return {"params": count_params(module), "flops": count_flops(module, inputs)}
 
 
 def frame_cost(factory: TrackerFactory, seq: Sequence) -> dict[str, int]:
-    """Params and per-frame FLOPs of a tracker (see the module docstring for what each counts).
-
-    LightTrack reads the cost table (equal to fvcore on the subnet). The others are initialised on
-    `seq`'s first frame, since their per-frame network can depend on it (MetaRTT's pruning), and
-    counted by fvcore on its second.
-    """
+    """Params and per-frame FLOPs of a tracker (the module docstring says what each one counts):
+    its spec's `frame_cost`, counted by fvcore on `seq`'s frames; the identity floor costs nothing."""
     if factory is IdentityTracker:
         return {"params": 0, "flops": 0}
-    if isinstance(factory, LightTrackSpec):
-        if isinstance(factory.target, str) and Path(factory.target).is_dir():
-            from trackers.lighttrack.export import load_export
-
-            arch = load_export(factory.target)[0]
-        else:
-            arch = factory.arch()
-        cost = cost_table(arch.space).cost(arch)
-        return {"params": cost["params"], "flops": cost["flops"]}
-    tracker = factory()
-    tracker.initialize(seq.frame(0), seq.boxes[0])
-    module, inputs = frame_network(tracker, seq.frame(min(1, len(seq) - 1)))
-    return {"params": count_params(module), "flops": count_flops(module, inputs)}
+    return factory.frame_cost(seq, _network_cost)
 
 
 def compare(specs: dict[str, TrackerFactory], sequences: list[Sequence], out_dir: str | os.PathLike, *,

@@ -37,7 +37,7 @@ Choices not fixed by the paper or the notes:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
@@ -46,13 +46,15 @@ import torch
 
 from nas.data.crops import crop_square, normalize
 from nas.errors import ConfigError
-from trackers.base import Tracker, TrackResult, default_device
-from trackers.dimp.model import FEATURE_STRIDE, DiMPNet, DiMPNetConfig, load_dimp_net
+from trackers.base import NetworkTracker, TrackResult, center_size, corner_box
+from trackers.dimp.model import FEATURE_STRIDE, DiMPNet
+from trackers.scales import ScaleSearchConfig
 
 
 @dataclass(frozen=True)
-class DiMPTrackerConfig:
-    """Online hyper-parameters; memory, optimisation and localisation defaults are DiMP-18's."""
+class DiMPTrackerConfig(ScaleSearchConfig):
+    """Online hyper-parameters; memory, optimisation and localisation defaults are DiMP-18's, the
+    scale search (standing in for IoU-Net) SiamFC's."""
 
     sample_memory_size: int = 50
     learning_rate: float = 0.01
@@ -73,12 +75,6 @@ class DiMPTrackerConfig:
     blur_sigmas: tuple[tuple[float, float], ...] = ((3.0, 1.0), (1.0, 3.0), (2.0, 2.0))
     dropout_copies: int = 2
     dropout_probability: float = 0.2
-    num_scales: int = 3
-    scale_step: float = 1.04
-    scale_penalty: float = 0.97
-    scale_lr: float = 0.5
-    min_scale: float = 0.2
-    max_scale: float = 5.0
 
 
 class Localization(NamedTuple):
@@ -192,25 +188,22 @@ class SampleMemory:
         return self.feat[None, :n], self.boxes[None, :n], weights[None]
 
 
-class DiMPTracker(Tracker):
+class DiMPTracker(NetworkTracker):
     """`Tracker` over a `DiMPNet`; state is reset by every `initialize`."""
 
     name = "dimp"
 
     def __init__(self, net: DiMPNet, config: DiMPTrackerConfig = DiMPTrackerConfig(),
                  device: torch.device | str | None = None, seed: int = 0):
-        self.device = torch.device(device) if device is not None else default_device()
-        self.net = net.to(self.device).eval()
-        self.config, self.seed = config, seed
+        super().__init__(net, config, device)
+        self.seed = seed
         self.size = net.config.image_sample_size
-        n = config.num_scales
-        self.scales = config.scale_step ** (np.arange(n) - (n - 1) / 2.0)
+        self.scales = config.scales()
         self.penalties = np.where(np.isclose(self.scales, 1.0), 1.0, config.scale_penalty)
-        self.filter: torch.Tensor | None = None
 
     def _sample_scale(self) -> float:
         """Image pixels per crop pixel at the current target size."""
-        return self.net.config.search_area_scale * float(np.sqrt(np.prod(self.target_sz))) / self.size
+        return self.model.config.search_area_scale * float(np.sqrt(np.prod(self.target_sz))) / self.size
 
     def _crop(self, frame: np.ndarray, center: np.ndarray, sample_scale: float) -> np.ndarray:
         return crop_square(frame, (float(center[0]), float(center[1])), sample_scale * self.size, self.size, self.pad)
@@ -222,7 +215,7 @@ class DiMPTracker(Tracker):
 
     def _features(self, crops: list[np.ndarray]) -> torch.Tensor:
         images = torch.from_numpy(np.stack([normalize(c) for c in crops])).to(self.device)
-        return self.net.extract(images)
+        return self.model.extract(images)
 
     def _augmented(self, frame: np.ndarray, rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
         """Init crops and their target boxes: identity, relative shifts, flip, blurs."""
@@ -248,12 +241,11 @@ class DiMPTracker(Tracker):
     @torch.no_grad()
     def initialize(self, frame: np.ndarray, box: np.ndarray) -> None:
         cfg = self.config
-        x, y, w, h = np.asarray(box, dtype=np.float64)
-        self.pos, self.target_sz = np.array([x + w / 2, y + h / 2]), np.array([w, h])
+        self.pos, self.target_sz = center_size(box)
         self.base_sz, self.scale = self.target_sz.copy(), 1.0
         self.image_wh = np.array([frame.shape[1], frame.shape[0]], dtype=np.float64)
         self.pad = frame.reshape(-1, frame.shape[-1]).mean(axis=0)
-        self.frame_num, self.flag = 1, "normal"  # flag: the last frame's localisation, for diagnostics
+        self.frame_index, self.flag = 0, "normal"  # flag: the last frame's localisation, for diagnostics
         rng = np.random.default_rng(self.seed)
         crops, boxes = self._augmented(frame, rng)
         feat = self._features(crops)
@@ -264,12 +256,12 @@ class DiMPTracker(Tracker):
         boxes = np.concatenate([boxes, np.repeat(boxes[:1], cfg.dropout_copies, axis=0)])
         bb = torch.as_tensor(boxes, dtype=feat.dtype, device=self.device)
         self.memory = SampleMemory(cfg.sample_memory_size, feat, bb)
-        self.filter, _, _ = self.net.learn_filter(*self.memory.training_set(), num_iter=cfg.net_opt_iter)
+        self.filter, _, _ = self.model.learn_filter(*self.memory.training_set(), num_iter=cfg.net_opt_iter)
 
     def _move(self, scores: np.ndarray, loc: Localization, sample_scale: float, scale_factor: float) -> None:
         """New centre from the peak (kept partly inside the image) and size from the chosen scale."""
         cfg = self.config
-        center_cell = (self.net.config.output_size - 1) / 2.0
+        center_cell = (self.model.config.output_size - 1) / 2.0
         shift = (refine_peak(scores, loc.cell)[::-1] - center_cell) * FEATURE_STRIDE * sample_scale
         margin = (cfg.inside_ratio - 0.5) * self.target_sz
         self.pos = np.clip(self.pos + shift, margin, self.image_wh - margin)
@@ -279,13 +271,11 @@ class DiMPTracker(Tracker):
 
     @torch.no_grad()
     def track(self, frame: np.ndarray) -> TrackResult:
-        if self.filter is None:
-            raise RuntimeError("track() called before initialize()")
         cfg = self.config
-        self.frame_num += 1
+        self.next_frame()
         crop_center, base_scale = self.pos.copy(), self._sample_scale()
         feat = self._features([self._crop(frame, crop_center, base_scale * f) for f in self.scales])
-        scores = self.net.classify(self.filter, feat[None])[0].float().cpu().numpy()
+        scores = self.model.classify(self.filter, feat[None])[0].float().cpu().numpy()
         best = int(np.argmax(scores.reshape(len(scores), -1).max(axis=1) * self.penalties))
         sample_scale = base_scale * self.scales[best]
         target_cells = self.target_sz[::-1] / (sample_scale * FEATURE_STRIDE)
@@ -295,8 +285,7 @@ class DiMPTracker(Tracker):
             self._move(scores[best], loc, sample_scale, float(self.scales[best]))
         if loc.flag in ("normal", "hard_negative"):
             self._learn(feat[best], self._box_in_crop(crop_center, sample_scale), loc.flag == "hard_negative")
-        box = np.concatenate([self.pos - self.target_sz / 2, self.target_sz])
-        return TrackResult(box, loc.score)
+        return TrackResult(corner_box(self.pos, self.target_sz), loc.score)
 
     def _learn(self, feat: torch.Tensor, box: np.ndarray, hard_negative: bool) -> None:
         """Store the sample and run the scheduled Gauss-Newton iterations on the weighted memory."""
@@ -307,33 +296,9 @@ class DiMPTracker(Tracker):
         if hard_negative:
             iterations = cfg.net_opt_hn_iter
         else:
-            iterations = cfg.net_opt_update_iter if (self.frame_num - 1) % cfg.train_skipping == 0 else 0
+            iterations = cfg.net_opt_update_iter if self.frame_index % cfg.train_skipping == 0 else 0
         if iterations:
             feats, boxes, weights = self.memory.training_set()
-            self.filter, _, _ = self.net.optimizer(self.filter, feats, boxes, sample_weight=weights,
+            self.filter, _, _ = self.model.optimizer(self.filter, feats, boxes, sample_weight=weights,
                                                    num_iter=iterations, compute_losses=False)
 
-
-@dataclass(frozen=True)
-class DiMPSpec:
-    """Picklable recipe for a DiMP tracker, so each harness worker builds its own copy.
-
-    `checkpoint` is a `train_dimp` checkpoint (its own architecture), or None for a randomly
-    initialised `net` drawn from `seed`; `seed` also drives the init augmentation.
-    """
-
-    checkpoint: str | None = None
-    config: DiMPTrackerConfig = field(default_factory=DiMPTrackerConfig)
-    net: DiMPNetConfig = field(default_factory=DiMPNetConfig)
-    device: str | None = None
-    seed: int = 0
-
-    def build_model(self) -> DiMPNet:
-        if self.checkpoint is not None:
-            return load_dimp_net(self.checkpoint)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            return DiMPNet(self.net)
-
-    def __call__(self) -> DiMPTracker:
-        return DiMPTracker(self.build_model(), self.config, self.device, self.seed)

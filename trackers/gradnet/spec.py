@@ -3,37 +3,52 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from torch import nn
 
 from trackers.gradnet.model import GradNet, GradNetConfig
 from trackers.gradnet.tracker import GradNetTracker, GradNetTrackerConfig
-from trackers.lighttrack.tracker import load_weights
+from trackers.spec import CheckpointSpec, FrameNetwork
+
+
+class GradNetFrame(nn.Module):
+    """GradNet's per-frame network: search features of the scale pyramid and both correlations.
+
+    The gradient template update (every 5 frames, and on early failures) is not part of it.
+    """
+
+    def __init__(self, tracker: GradNetTracker):
+        super().__init__()
+        self.model = tracker.model
+        self.template_sia, self.template_gra = tracker.template_sia, tracker.template_gra
+        self.mid = tracker.config.num_scales // 2
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.model.search_features(x)
+        return (self.model.score(self.template_sia, feats),
+                self.model.score(self.template_gra, feats[self.mid:self.mid + 1]))
 
 
 @dataclass(frozen=True)
-class GradNetSpec:
+class GradNetSpec(CheckpointSpec):
     """GradNet on SiamFC: random weights seeded by `seed`, or a state dict from `checkpoint`.
 
     `net` must be the network configuration the checkpoint was trained with (its widths); a
     mismatch is a one-line ConfigError when the tracker is built.
     """
 
-    checkpoint: str | None = None
     config: GradNetTrackerConfig = GradNetTrackerConfig()
     net: GradNetConfig = GradNetConfig()
-    device: str | None = None
-    seed: int = 0
     name: str = "siamfc-gradnet"
 
-    def build_model(self) -> GradNet:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            model = GradNet(self.net)
-        if self.checkpoint is not None:
-            load_weights(model, self.checkpoint)
-        return model.eval()
+    def random_model(self) -> GradNet:
+        return GradNet(self.net)
 
-    def __call__(self) -> GradNetTracker:
-        tracker = GradNetTracker(self.build_model(), self.config, self.device)
-        tracker.name = self.name
-        return tracker
+    def build_tracker(self, model: GradNet) -> GradNetTracker:
+        return GradNetTracker(model, self.config, self.device)
+
+    def frame_network(self, tracker: GradNetTracker, frame: np.ndarray) -> FrameNetwork:
+        """The 3-scale pyramid of search crops through `GradNetFrame`."""
+        side = tracker.config.instance_size
+        return GradNetFrame(tracker), (torch.randn(tracker.config.num_scales, 3, side, side, device=tracker.device),)

@@ -26,32 +26,26 @@ Choices not fixed by the paper or the notes:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nas.data.crops import context_size, crop_square, normalize
-from trackers.base import Tracker, TrackResult
+from nas.data.crops import context_size, cosine_window, crop_square, normalize
+from trackers.base import NetworkTracker, TrackResult, center_size, corner_box
 from trackers.gradnet.model import GradNet
-from nas.data.crops import cosine_window
-from trackers.base import default_device
+from trackers.scales import ScaleSearchConfig
 
 
 @dataclass(frozen=True)
-class GradNetTrackerConfig:
+class GradNetTrackerConfig(ScaleSearchConfig):
     """Tracking hyper-parameters; the defaults are the official track.py values."""
 
     exemplar_size: int = 127
     instance_size: int = 255
     context_amount: float = 0.5
-    num_scales: int = 3
-    scale_step: float = 1.04
-    scale_penalty: float = 0.97
-    scale_lr: float = 0.59
-    min_scale: float = 0.2  # sx is clamped to [min_scale, max_scale] x its first value
-    max_scale: float = 5.0
+    scale_lr: float = field(default=0.59, kw_only=True)  # official value (the scale search default: 0.5)
     response_up: int = 16
     window_influence: float = 0.25
     gradnet_weight: float = 0.15  # fusion weight of the GradNet response (0.85 SiamFC)
@@ -72,20 +66,16 @@ def _normalised(response: torch.Tensor) -> torch.Tensor:
     return shifted / shifted.sum().clamp(min=1e-12)
 
 
-class GradNetTracker(Tracker):
+class GradNetTracker(NetworkTracker):
     """`Tracker` over a `GradNet`; state is reset by every `initialize`."""
 
     name = "gradnet"
 
     def __init__(self, model: GradNet, config: GradNetTrackerConfig = GradNetTrackerConfig(),
                  device: torch.device | str | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
-        self.model = model.to(self.device).eval()
-        self.config = config
-        n = config.num_scales
-        self.scales = config.scale_step ** (np.arange(n) - (n - 1) / 2.0)
-        self.penalties = np.where(np.arange(n) == n // 2, 1.0, config.scale_penalty)
-        self.template_sia: torch.Tensor | None = None
+        super().__init__(model, config, device)
+        self.scales = config.scales()
+        self.penalties = np.where(np.arange(config.num_scales) == config.num_scales // 2, 1.0, config.scale_penalty)
 
     def _tensor(self, crops: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(np.stack([normalize(c) for c in crops])).to(self.device)
@@ -96,12 +86,10 @@ class GradNetTracker(Tracker):
     @torch.no_grad()
     def initialize(self, frame: np.ndarray, box: np.ndarray) -> None:
         cfg = self.config
-        x, y, w, h = np.asarray(box, dtype=np.float64)
-        self.center = np.array([x + w / 2.0, y + h / 2.0])
-        self.size = np.array([w, h])
+        self.center, self.size = center_size(box)
         self.image_wh = np.array([frame.shape[1], frame.shape[0]], dtype=np.float64)
         self.pad = frame.reshape(-1, frame.shape[-1]).mean(axis=0)
-        s_z = context_size(w, h, cfg.context_amount)
+        s_z = context_size(*self.size, cfg.context_amount)
         self.s_x = s_z * cfg.instance_size / cfg.exemplar_size
         self.s_x_range = (cfg.min_scale * self.s_x, cfg.max_scale * self.s_x)
         z = self._tensor([crop_square(frame, tuple(self.center), s_z, cfg.exemplar_size, self.pad)])
@@ -132,11 +120,8 @@ class GradNetTracker(Tracker):
 
     @torch.no_grad()
     def track(self, frame: np.ndarray) -> TrackResult:
-        if self.template_sia is None:
-            raise RuntimeError("track() called before initialize()")
         cfg = self.config
-        self.frame_index += 1
-        i, mid = self.frame_index, cfg.num_scales // 2
+        i, mid = self.next_frame(), cfg.num_scales // 2
         crops = [self._search_crop(frame, self.s_x * s) for s in self.scales]
         feats = self.model.search_features(self._tensor(crops))
         raw_sia = self.model.score(self.template_sia, feats)
@@ -158,8 +143,7 @@ class GradNetTracker(Tracker):
         self.s_x = float(np.clip((1.0 - rate) * self.s_x + rate * self.s_x * self.scales[best], *self.s_x_range))
         self.size = (1.0 - rate) * self.size + rate * self.size * self.scales[best]
         self._remember(frame, f_max)
-        box = np.concatenate([self.center - self.size / 2.0, self.size])
-        return TrackResult(box, f_max)
+        return TrackResult(corner_box(self.center, self.size), f_max)
 
     def _remember(self, frame: np.ndarray, f_max: float) -> None:
         """Reliability test, sample memory, early-failure update and the periodic update."""

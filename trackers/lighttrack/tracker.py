@@ -37,11 +37,13 @@ import numpy as np
 import torch
 
 from nas.data.crops import context_size, cosine_window, crop_square, grid_centers, normalize, score_size
+from nas.data.sequence import Sequence
 from nas.errors import ConfigError
-from nas.io import torch_load
 from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE
-from trackers.base import Tracker, TrackResult, default_device
+from trackers.base import NetworkTracker, TrackResult, center_size, corner_box
 from trackers.lighttrack.blocks import fold_batchnorm
+from trackers.lighttrack.model import SearchBranch
+from trackers.spec import FrameNetwork, NetworkCounter, TrackerSpec, load_weights
 
 BASELINES = {"lighttrack-mobile": ("lighttrack-mobile", LIGHTTRACK_MOBILE)}
 """Built-in baseline name -> (search space, LightTrack path string)."""
@@ -131,19 +133,15 @@ def clamp_state(center: np.ndarray, size: np.ndarray, image_wh: tuple[int, int],
 
 
 
-class LightTrackTracker(Tracker):
+class LightTrackTracker(NetworkTracker):
     """`Tracker` over any LightTrack-API model; state is reset by every `initialize`."""
 
     name = "lighttrack"
 
     def __init__(self, model: torch.nn.Module, config: TrackerConfig = TrackerConfig(),
-                 device: torch.device | str | None = None, name: str | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
-        self.model = fold_batchnorm(model).to(self.device)
+                 device: torch.device | str | None = None):
+        super().__init__(fold_batchnorm(model), config, device)
         self.stride = int(model.stride)
-        self.config = config
-        if name:
-            self.name = name
         spec = getattr(getattr(model, "space", None), "spec", None)
         self.exemplar_size = config.exemplar_size or (spec.template_size if spec else 128)
         self.normal_instance = config.instance_size or (spec.search_size if spec else 256)
@@ -151,7 +149,6 @@ class LightTrackTracker(Tracker):
         self.instance_size = self.normal_instance
         self.cls_is_logit = bool(getattr(model, "cls_is_logit", True))
         self.update = getattr(self.model, "update", None)
-        self._state: dict[str, torch.Tensor] | None = None
 
     def _features(self, crop: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(normalize(crop))[None].to(self.device)
@@ -159,9 +156,8 @@ class LightTrackTracker(Tracker):
     @torch.inference_mode()
     def initialize(self, frame: np.ndarray, box: np.ndarray) -> None:
         cfg = self.config
-        x, y, w, h = np.asarray(box, dtype=np.float64)
-        self.center = np.array([x + w / 2.0, y + h / 2.0])
-        self.size = np.array([w, h])
+        self.center, self.size = center_size(box)
+        w, h = self.size
         self.image_wh = (frame.shape[1], frame.shape[0])
         small = w * h / float(frame.shape[0] * frame.shape[1]) < cfg.small_target_ratio
         self.instance_size = self.big_instance if small else self.normal_instance
@@ -172,8 +168,9 @@ class LightTrackTracker(Tracker):
         z = crop_square(frame, tuple(self.center), s_z, self.exemplar_size, self.pad)
         z_box = self._box_in_crop(self.exemplar_size / s_z, self.exemplar_size)
         self._state = self.model.template(self._features(z), torch.from_numpy(z_box)[None].float().to(self.device))
+        self.frame_index = 0
         if self.update is not None:
-            self._frame, self._confidences, self._memory = 0, [], []
+            self._confidences, self._memory = [], []
             crop, scale_z = self._search_crop(frame)
             self._memory.append((1.0, crop, self._box_in_crop(scale_z, self.instance_size)))
             self._update_template()
@@ -205,20 +202,18 @@ class LightTrackTracker(Tracker):
 
     def _after_frame(self, frame: np.ndarray, confidence: float) -> None:
         """Keep reliable frames and update the template every `interval` frames (gradnet heads)."""
-        self._frame += 1
         if len(self._confidences) < 5:
             self._confidences.append(confidence)
         if confidence >= 0.5 * float(np.mean(self._confidences)):
             crop, scale_z = self._search_crop(frame)
             self._memory = [*self._memory[-4:], (confidence, crop, self._box_in_crop(scale_z, self.instance_size))]
-        if self._frame % self.update.interval == 0:
+        if self.frame_index % self.update.interval == 0:
             self._update_template()
 
     @torch.inference_mode()
     def track(self, frame: np.ndarray) -> TrackResult:
-        if self._state is None:
-            raise RuntimeError("track() called before initialize()")
         cfg = self.config
+        self.next_frame()
         x, scale_z = self._search_crop(frame)
         out = self.model.track(self._features(x), self._state)
         center, size, score = decode(
@@ -229,37 +224,26 @@ class LightTrackTracker(Tracker):
         self.center, self.size = clamp_state(center, size, self.image_wh, cfg.min_size)
         if self.update is not None:
             self._after_frame(frame, score)
-        box = np.concatenate([self.center - self.size / 2.0, self.size])
-        return TrackResult(box, score)
+        return TrackResult(corner_box(self.center, self.size), score)
 
 
-def _summary(err: BaseException, limit: int = 200) -> str:
-    """An exception as one short line (torch's load errors span many lines)."""
-    text = " ".join(str(err).split())
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+class LightTrackFrame(torch.nn.Module):
+    """LightTrack's per-frame network: the search branch against a cached template state (from a
+    random template crop: the cost does not depend on the target)."""
 
+    def __init__(self, tracker: LightTrackTracker):
+        super().__init__()
+        self.model = tracker.model
+        side = tracker.exemplar_size
+        with torch.no_grad():
+            self.state = tracker.model.template(torch.randn(1, 3, side, side, device=tracker.device))
 
-def load_weights(model: torch.nn.Module, weights: str | Path) -> None:
-    """Load a state dict saved with `torch.save` (read with weights_only=True, never executed)."""
-    path = Path(weights)
-    if not path.is_file():
-        raise ConfigError("weights file not found", source=str(path))
-    try:
-        state = torch_load(path)
-    except Exception as err:  # torch.load raises pickle, zip, runtime and OS errors alike
-        raise ConfigError(f"cannot read checkpoint ({_summary(err)})", source=str(path)) from None
-    if not isinstance(state, dict):
-        raise ConfigError(f"expected a state dict, got {type(state).__name__}", source=str(path))
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise ConfigError(f"state dict does not fit this architecture ({_summary(err)})",
-                          source=str(path)) from None
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.track(x, self.state).values())
 
 
 @dataclass(frozen=True)
-class LightTrackSpec:
+class LightTrackSpec(TrackerSpec):
     """Picklable recipe for a LightTrack tracker, so each worker process builds its own copy.
 
     `target` is a `BASELINES` name, an arch JSON path, an arch JSON object or an export directory
@@ -299,12 +283,7 @@ class LightTrackSpec:
                 load_weights(model, self.weights)
             return model
         arch = self.arch()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            model = build_subnet(arch.space, arch)
-        if self.weights is not None:
-            load_weights(model, self.weights)
-        return model
+        return self.seeded_model(lambda: build_subnet(arch.space, arch), self.weights)
 
     @property
     def name(self) -> str:
@@ -312,5 +291,22 @@ class LightTrackSpec:
             return str(self.target.get("arch_id", "arch"))
         return self.target if self.target in BASELINES else Path(self.target).stem
 
-    def __call__(self) -> LightTrackTracker:
-        return LightTrackTracker(self.build_model(), self.config, self.device, name=self.name)
+    def build_tracker(self, model: torch.nn.Module) -> LightTrackTracker:
+        return LightTrackTracker(model, self.config, self.device)
+
+    def frame_network(self, tracker: LightTrackTracker, frame: np.ndarray) -> FrameNetwork:
+        """The search branch at the tracker's search size on its BatchNorm-folded network, template
+        features cached (the cost table in `frame_cost` counts the space's search size instead)."""
+        side = tracker.instance_size
+        return LightTrackFrame(tracker), (torch.randn(1, 3, side, side, device=tracker.device),)
+
+    def frame_cost(self, seq: Sequence, count: NetworkCounter) -> dict[str, int]:
+        """The subnet's params and per-frame FLOPs: `count` on its unfolded search branch at the space's
+        search size, template state precomputed (what the space's cost table reproduces to the integer);
+        no tracking run needed."""
+        model = self.build_model().eval()
+        spec = model.space.spec
+        with torch.no_grad():
+            state = model.template(torch.randn(1, 3, spec.template_size, spec.template_size))
+        return count(SearchBranch(model, state), (torch.randn(1, 3, spec.search_size, spec.search_size),
+                                                  *state.values()))

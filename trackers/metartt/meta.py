@@ -29,7 +29,7 @@ Choices not fixed by the paper or the notes:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trackers.metartt.geometry import INIT_NEG, INIT_POS, UPDATE_NEG, UPDATE_POS
 from trackers.metartt.model import (
-    CANDIDATES, INIT_NEG, INIT_POS, UPDATE_NEG, UPDATE_POS, AdaptConfig, MetaRTT, RTMDNet, SampleRule,
-    SampleSet, SceneConfig, adapt, binary_loss, labelled_samples, lasso, locate)
+    MetaRTT, RTMDNet, SampleSet, TrackingStepConfig, adapt, binary_loss, labelled_samples, lasso, locate)
 
 
 
@@ -52,20 +52,14 @@ class Episode:
 
 
 @dataclass(frozen=True)
-class EpisodeConfig:
+class EpisodeConfig(TrackingStepConfig):
     """Episode simulation and meta-objective settings (see the module docstring)."""
 
     n_pos: int = 32
     n_neg: int = 96
-    n_candidates: int = 256
-    candidates: SampleRule = CANDIDATES
-    top_k: int = 5
     n_hard: int = 4
     gamma: float = 0.1
     margin: float = 0.5
-    lasso_weight: float = 1e-3
-    adapt: AdaptConfig = AdaptConfig()
-    scene: SceneConfig = field(default_factory=SceneConfig)
 
 
 def final_frame_samples(episode: Episode, config: EpisodeConfig, rng: np.random.Generator) -> SampleSet:
@@ -163,8 +157,9 @@ def _l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def pruning_step(learner: MetaRTT, episodes: list[Episode], optimizer: torch.optim.Optimizer,
-                 config: EpisodeConfig, rng: np.random.Generator) -> float:
-    """One Adam step of the pruning network on L_prune = mean over episodes of L_ep (eqs. 11-12).
+                 config: EpisodeConfig, rng: np.random.Generator, lasso_weight: float = 1e-3) -> float:
+    """One Adam step of the pruning network on L_prune = mean over episodes of L_ep (eqs. 11-12);
+    `lasso_weight` is the paper's lambda on the masks' L1 norm (larger prunes more after few steps).
 
     theta is fixed (its parameters are frozen for the step, so no gradient is spent on them).
     """
@@ -176,7 +171,7 @@ def pruning_step(learner: MetaRTT, episodes: list[Episode], optimizer: torch.opt
     try:
         total = torch.zeros((), device=net.conv1.weight.device)
         for episode in episodes:
-            total = total + _episode_lasso(learner, episode, config, rng)
+            total = total + _episode_lasso(learner, episode, config, rng, lasso_weight)
         loss = total / len(episodes)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -188,7 +183,7 @@ def pruning_step(learner: MetaRTT, episodes: list[Episode], optimizer: torch.opt
 
 
 def _episode_lasso(learner: MetaRTT, episode: Episode, config: EpisodeConfig,
-                   rng: np.random.Generator) -> torch.Tensor:
+                   rng: np.random.Generator, lasso_weight: float) -> torch.Tensor:
     """L_ep (eq. 11) with the masks predicted from D_init and theta_init (eq. 12)."""
     net = learner.net
     traj = simulate(learner, episode, final_frame_samples(episode, config, rng), config, rng,
@@ -208,7 +203,7 @@ def _episode_lasso(learner: MetaRTT, episode: Episode, config: EpisodeConfig,
         for theta, target in zip(thetas, targets):
             outputs = [pruned, *net.classify(pruned, theta, masks, all_layers=True)]
             total = total + sum(_l2(o, t) for o, t in zip(outputs, target))
-            total = total + config.lasso_weight * lasso(masks)
+            total = total + lasso_weight * lasso(masks)
     return total
 
 

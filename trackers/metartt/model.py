@@ -1,4 +1,6 @@
-"""RT-MDNet network, its sample geometry, Meta-SGD adaptation and one-shot channel pruning (MetaRTT).
+"""RT-MDNet network, its RoI features, Meta-SGD adaptation and one-shot channel pruning (MetaRTT).
+
+The sample geometry (generators, scene crop, RoIs) lives in `trackers.metartt.geometry`.
 
 The network (trackers.md §3.1): conv1 7x7/2 96 + ReLU + LRN + maxpool 3/2, conv2 5x5/2 256 + ReLU +
 LRN, conv3 3x3 dilation 3 512 + ReLU (VALID, stride 8, receptive field 75), an adaptive RoIAlign to
@@ -40,20 +42,19 @@ Choices not fixed by the papers or the notes:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from trackers.metartt.geometry import CANDIDATES, SampleRule, SceneConfig, generate, sample, scene_rois
+
 
 PRUNABLE = ("conv1", "conv2", "conv3", "fc4", "fc5")
 _INPUT_OF = {"conv2": "conv1", "conv3": "conv2", "fc4": "conv3", "fc5": "fc4", "fc6": "fc5"}
-STRIDE = 8
-RECEPTIVE_FIELD = 75
 POOLED = 3  # 7x7 RoIAlign -> maxpool 3/2 -> 3x3
 
 
@@ -233,106 +234,6 @@ def roi_pool(fmap: torch.Tensor, rois: torch.Tensor, size: int = 7) -> torch.Ten
     return F.max_pool2d(roi_align(fmap, rois, size), 3, 2).flatten(1)
 
 
-# ---------------------------------------------------------------- boxes, samples, scene crops
-def iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) x, y, w, h boxes with one box."""
-    x1 = np.maximum(boxes[:, 0], box[0])
-    y1 = np.maximum(boxes[:, 1], box[1])
-    x2 = np.minimum(boxes[:, 0] + boxes[:, 2], box[0] + box[2])
-    y2 = np.minimum(boxes[:, 1] + boxes[:, 3], box[1] + box[3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    return inter / (boxes[:, 2] * boxes[:, 3] + box[2] * box[3] - inter)
-
-
-@dataclass(frozen=True)
-class SampleRule:
-    """One RT-MDNet sample generator plus its IoU window."""
-
-    kind: str  # "gaussian" or "uniform"
-    trans: float
-    scale: float
-    iou_range: tuple[float, float] = (0.0, 1.0)
-    aspect: float = 1.0
-    valid: bool = False
-
-
-def generate(rule: SampleRule, box: np.ndarray, n: int, image_wh: Sequence[float],
-             rng: np.random.Generator) -> np.ndarray:
-    """n boxes around `box` by RT-MDNet's generator (no IoU filter)."""
-    x, y, w, h = np.asarray(box, dtype=np.float64)
-    if rule.kind == "gaussian":
-        noise = np.clip(0.5 * rng.standard_normal((n, 4)), -1.0, 1.0)
-    else:
-        noise = rng.uniform(-1.0, 1.0, (n, 4))
-    centre = np.array([x + w / 2.0, y + h / 2.0]) + rule.trans * (w + h) / 2.0 * noise[:, :2]
-    wh = np.array([w, h]) * rule.scale ** noise[:, 2:3]
-    ratio = rule.aspect ** noise[:, 3]
-    wh = wh * np.stack([ratio, 1.0 / ratio], axis=1)
-    limit = np.asarray(image_wh, dtype=np.float64)
-    wh = np.clip(wh, 5.0, np.maximum(limit - 5.0, 5.0))
-    if rule.valid:
-        centre = np.clip(centre, wh / 2.0, np.maximum(limit - wh / 2.0 - 1.0, wh / 2.0))
-    return np.concatenate([centre - wh / 2.0, wh], axis=1)
-
-
-def sample(rule: SampleRule, box: np.ndarray, n: int, image_wh: Sequence[float],
-           rng: np.random.Generator) -> np.ndarray:
-    """Up to n boxes whose IoU with `box` lies in the rule's window (draw 2x, doubling to 16x)."""
-    lo, hi = rule.iou_range
-    factor, found = 2, np.zeros((0, 4))
-    while factor <= 16:
-        boxes = generate(rule, box, n * factor, image_wh, rng)
-        overlap = iou(boxes, box)
-        found = boxes[(overlap >= lo) & (overlap <= hi)]
-        if len(found) >= n:
-            break
-        factor *= 2
-    return found[rng.permutation(len(found))[:n]]
-
-
-@dataclass(frozen=True)
-class SceneConfig:
-    """Scene-crop geometry (RT-MDNet: target ~107 px, samples padded by 1.2)."""
-
-    img_size: float = 107.0
-    padding: float = 1.2
-    max_scene_size: int = 1024
-
-
-def _padded(boxes: np.ndarray, padding: float) -> np.ndarray:
-    """x1, y1, x2, y2 of the boxes enlarged by (padding - 1)/2 of their size on each side."""
-    grow = (padding - 1.0) / 2.0 * boxes[:, 2:]
-    return np.concatenate([boxes[:, :2] - grow, boxes[:, :2] + boxes[:, 2:] + grow], axis=1)
-
-
-def crop_region(image: np.ndarray, lo: np.ndarray, hi: np.ndarray, out_wh: tuple[int, int]) -> np.ndarray:
-    """The image region [lo, hi) (x, y) resized to `out_wh`, each axis scaled on its own.
-
-    Same pixel convention and mean-colour padding as `nas.data.crops.crop_square`, which only
-    offers square, isotropic crops.
-    """
-    scale = np.asarray(out_wh, dtype=np.float64) / np.maximum(hi - lo, 1e-6)
-    shift = -lo * scale + 0.5 * scale - 0.5
-    matrix = np.array([[scale[0], 0.0, shift[0]], [0.0, scale[1], shift[1]]])
-    border = tuple(float(v) for v in image.reshape(-1, image.shape[-1]).mean(axis=0))
-    return cv2.warpAffine(image, matrix, tuple(int(v) for v in out_wh), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=border)
-
-
-def scene_rois(frame: np.ndarray, boxes: np.ndarray, target_wh: Sequence[float],
-               config: SceneConfig = SceneConfig()) -> tuple[torch.Tensor, np.ndarray]:
-    """One crop covering all boxes -> (input (1, 3, H, W) RGB - 128, RoIs (N, 4) in conv3 cells)."""
-    padded = _padded(np.asarray(boxes, dtype=np.float64), config.padding)
-    lo, hi = padded[:, :2].min(axis=0), padded[:, 2:].max(axis=0)
-    scale = config.img_size / np.maximum(np.asarray(target_wh, dtype=np.float64), 1.0)
-    out_wh = np.clip(np.ceil((hi - lo) * scale), RECEPTIVE_FIELD + STRIDE, config.max_scene_size).astype(int)
-    crop = crop_region(frame, lo, hi, (int(out_wh[0]), int(out_wh[1])))
-    rois = (padded - np.tile(lo, 2)) * np.tile(out_wh / (hi - lo), 2)
-    rois[:, 2:] = np.maximum(rois[:, :2] + 1.0, rois[:, 2:] - RECEPTIVE_FIELD)
-    image = torch.from_numpy(crop.astype(np.float32) - 128.0).permute(2, 0, 1)[None]
-    return image, rois / STRIDE
-
-
 def roi_features(net: RTMDNet, frame: np.ndarray, boxes: np.ndarray, target_wh: Sequence[float],
                  scene: SceneConfig = SceneConfig(), masks: dict[str, torch.Tensor] | None = None
                  ) -> torch.Tensor:
@@ -341,13 +242,6 @@ def roi_features(net: RTMDNet, frame: np.ndarray, boxes: np.ndarray, target_wh: 
     image, rois = scene_rois(frame, boxes, target_wh, scene)
     fmap = net.features(image.to(device), masks)
     return roi_pool(fmap, torch.from_numpy(rois).float().to(device), net.config.roi_size)
-
-
-INIT_POS = SampleRule("gaussian", 0.1, 1.2, (0.7, 1.0))
-INIT_NEG = SampleRule("uniform", 1.0, 2.0, (0.0, 0.5), aspect=1.1)
-UPDATE_POS = SampleRule("gaussian", 0.1, 1.2, (0.7, 1.0))
-UPDATE_NEG = SampleRule("uniform", 1.5, 1.2, (0.0, 0.3))
-CANDIDATES = SampleRule("gaussian", 0.6, 1.05, valid=True)
 
 
 @dataclass
@@ -396,6 +290,22 @@ class AdaptConfig:
     batch_pos: int = 32
     batch_neg: int = 96
     neg_candidates: int = 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackingStepConfig:
+    """One tracking step's settings, the same in tracking and in meta-training's simulated tracking:
+    `locate` scores `n_candidates` boxes drawn by `candidates` on one scene crop and averages the
+    `top_k`; `adapt` takes its minibatches by `adapt`.
+
+    Keyword-only, so a config that inherits them keeps its own positional field order.
+    """
+
+    n_candidates: int = 256
+    candidates: SampleRule = CANDIDATES
+    top_k: int = 5
+    adapt: AdaptConfig = AdaptConfig()
+    scene: SceneConfig = field(default_factory=SceneConfig)
 
 
 def binary_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -25,52 +25,47 @@ Choices not fixed by the paper or the notes:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from trackers.base import Tracker, TrackResult
-from trackers.base import default_device
+from trackers.base import NetworkTracker, TrackResult
+from trackers.metartt.geometry import INIT_NEG, INIT_POS, UPDATE_NEG, UPDATE_POS
 from trackers.metartt.model import (
-    CANDIDATES, INIT_NEG, INIT_POS, UPDATE_NEG, UPDATE_POS, AdaptConfig, MetaRTT, SampleRule, SampleSet,
-    SceneConfig, adapt, effective_masks, kept_channels, labelled_samples, locate, slice_parameters)
+    MetaRTT, SampleSet, TrackingStepConfig, adapt, effective_masks, kept_channels, labelled_samples, locate,
+    slice_parameters)
 
 
 @dataclass(frozen=True)
-class MetaRTTTrackerConfig:
+class MetaRTTTrackerConfig(TrackingStepConfig):
     """Tracking hyper-parameters; the defaults are RT-MDNet's options with MetaRTT's K steps."""
 
+    # first frame: training samples, then the optional one-shot pruning
     n_pos_init: int = 500
     n_neg_init: int = 5000
-    n_candidates: int = 256
-    candidates: SampleRule = CANDIDATES
+    prune: bool = False
+    prune_threshold: float = 0.05
+    # every frame: success test, wider search after a failure, memory and updates
     trans_failure: float = 1.4
-    top_k: int = 5
     success_threshold: float = 0.0
     n_pos_update: int = 50
     n_neg_update: int = 200
     long_frames: int = 100
     short_frames: int = 20
     long_interval: int = 10
-    prune: bool = False
-    prune_threshold: float = 0.05
-    adapt: AdaptConfig = AdaptConfig()
-    scene: SceneConfig = field(default_factory=SceneConfig)
     seed: int = 0
 
 
-class MetaRTTTracker(Tracker):
-    """`Tracker` over a (meta-trained) `MetaRTT`; state is reset by every `initialize`."""
+class MetaRTTTracker(NetworkTracker):
+    """`Tracker` over a (meta-trained) `MetaRTT` (`model`); `net` is the RT-MDNet it runs, pruned after
+    `initialize` when the config says so. State is reset by every `initialize`."""
 
     name = "metartt"
 
     def __init__(self, learner: MetaRTT, config: MetaRTTTrackerConfig = MetaRTTTrackerConfig(),
                  device: torch.device | str | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
-        self.learner = learner.to(self.device).eval()
-        self.config = config
-        self.net = None
+        super().__init__(learner, config, device)
 
     def _features(self, samples: SampleSet) -> tuple[torch.Tensor, torch.Tensor]:
         feats = samples.features(self.net, self.config.scene)
@@ -83,9 +78,9 @@ class MetaRTTTracker(Tracker):
         self.rng = np.random.default_rng(cfg.seed)
         self.box = np.asarray(box, dtype=np.float64)
         self.image_wh = (frame.shape[1], frame.shape[0])
-        self.net = self.learner.net
-        self.rates_on = [{k: v.detach() for k, v in r.items()} for r in self.learner.alpha_on.rates()]
-        rates_init = [{k: v.detach() for k, v in r.items()} for r in self.learner.alpha_init.rates()]
+        self.net = self.model.net
+        self.rates_on = [{k: v.detach() for k, v in r.items()} for r in self.model.alpha_on.rates()]
+        rates_init = [{k: v.detach() for k, v in r.items()} for r in self.model.alpha_init.rates()]
         first = labelled_samples(frame, self.box, INIT_POS, INIT_NEG, cfg.n_pos_init, cfg.n_neg_init, self.rng)
         pos, neg = self._features(first)
         self.params = self._adapt(self.net.head_params(), rates_init, pos, neg)
@@ -106,21 +101,19 @@ class MetaRTTTracker(Tracker):
 
     def _prune(self, first: SampleSet) -> None:
         """Predict the masks from D_init with theta_init and slice the network once."""
-        pruner = self.learner.pruner.eval()
-        pooled = self.learner.pooled_features(first.frame, first.boxes, first.target_wh, self.params,
+        pruner = self.model.pruner.eval()
+        pooled = self.model.pooled_features(first.frame, first.boxes, first.target_wh, self.params,
                                               self.config.scene)
         masks = effective_masks(pruner(pooled), self.config.prune_threshold)
         keep = kept_channels(masks)
-        self.net = self.learner.net.prune(masks).eval()
+        self.net = self.model.net.prune(masks).eval()
         self.params = slice_parameters(self.params, keep, masks)
         self.rates_on = [slice_parameters(r, keep) for r in self.rates_on]
 
     @torch.no_grad()
     def track(self, frame: np.ndarray) -> TrackResult:
-        if self.net is None:
-            raise RuntimeError("track() called before initialize()")
         cfg = self.config
-        self.frame_index += 1
+        frame_index = self.next_frame()
         rule = replace(cfg.candidates, trans=self.trans)
         self.box, score = locate(self.net, self.params, frame, self.box, rule, cfg.n_candidates, cfg.top_k,
                                  cfg.scene, self.rng)
@@ -131,7 +124,7 @@ class MetaRTTTracker(Tracker):
                                                        cfg.n_pos_update, cfg.n_neg_update, self.rng))
             self.pos_memory.append(pos)
             self.neg_memory.append(neg)
-            if self.frame_index % cfg.long_interval == 0:  # long-term update: all stored samples
+            if frame_index % cfg.long_interval == 0:  # long-term update: all stored samples
                 self.params = self._adapt(self.params, self.rates_on, torch.cat(list(self.pos_memory)),
                                           torch.cat(list(self.neg_memory)))
         else:  # short-term update: positives of the last `short_frames` frames, all negatives

@@ -42,10 +42,11 @@ def sequence_episodes(sequences: list[Sequence], n: int, n_frames: int, rng: np.
 
 def train_metartt(sequences: list[Sequence], out_path: str | os.PathLike, episodes: int = 40, seed: int = 0, *,
                   episodes_per_step: int = 2, n_frames: int = 4, prune_steps: int = 0, lr: float = 1e-4,
-                  prune_lr: float = 1e-3, net: MetaRTTConfig = MetaRTTConfig(),
+                  prune_lr: float = 1e-3, lasso_weight: float = 1e-3, net: MetaRTTConfig = MetaRTTConfig(),
                   config: EpisodeConfig = EpisodeConfig(), progress: bool = False) -> Path:
     """Meta-train on `episodes` episodes (`episodes_per_step` per Adam step), then `prune_steps`
-    pruning-network steps; write the whole learner's state dict atomically and return its path."""
+    pruning-network steps (Adam at `prune_lr`, lambda = `lasso_weight`); write the whole learner's
+    state dict atomically and return its path."""
     rng = np.random.default_rng(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -60,6 +61,6 @@ def train_metartt(sequences: list[Sequence], out_path: str | os.PathLike, episod
         prune_opt = torch.optim.Adam(learner.pruner.parameters(), lr=prune_lr)
         for _ in range(prune_steps):
             loss = pruning_step(learner, sequence_episodes(sequences, episodes_per_step, n_frames, rng),
-                                prune_opt, config, rng)
+                                prune_opt, config, rng, lasso_weight)
             bar.update(note=f"prune-loss {loss:.4f}")
     return atomic_torch_save(learner.state_dict(), out_path)
