@@ -38,6 +38,8 @@ MAX_CHANNELS = 4096
 MAX_KERNEL = 15
 MAX_EXPAND = 16.0
 MAX_DEPTH = 32
+MAX_ITERATIONS = 20  # DiMP's Gauss-Newton steps
+MAX_INTERVAL = 10_000  # frames between template updates
 INPUT_SIZE = (16, 2048)
 
 

@@ -25,25 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas.heads.base import (
-    Attachment,
-    Dimension,
-    HeadContext,
-    HeadCost,
-    HeadKind,
-    HeadModule,
-    HeadSpec,
-    Trace,
-    centred_box,
-    int_dimension,
-)
-from nas.dsl.grammar import MAX_CHANNELS, MAX_KERNEL
+from nas.dsl.grammar import MAX_CHANNELS, MAX_ITERATIONS, MAX_KERNEL
 from nas.dsl.reader import SpecReader
+from nas.heads.base import (Attachment, Dimension, HeadContext, HeadCost, HeadKind, HeadModule, HeadSpec, Trace,
+                            centred_box, int_dimension)
 from trackers.dimp.features import InstanceL2Norm
 from trackers.dimp.initializer import FilterInitializerLinear
 from trackers.dimp.optimizer import DiMPSteepestDescentGN, apply_filter
-
-MAX_ITERATIONS = 20
 
 
 @dataclass(frozen=True)

@@ -26,20 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas.heads.base import (
-    Attachment,
-    Dimension,
-    HeadContext,
-    HeadCost,
-    HeadKind,
-    HeadSpec,
-    Trace,
-    int_dimension,
-)
-from nas.dsl.grammar import MAX_CHANNELS, MAX_KERNEL
+from nas.dsl.grammar import MAX_CHANNELS, MAX_INTERVAL, MAX_KERNEL
 from nas.dsl.reader import SpecReader
-
-MAX_INTERVAL = 10_000
+from nas.heads.base import Attachment, Dimension, HeadContext, HeadCost, HeadKind, HeadSpec, Trace, int_dimension
 
 
 @dataclass(frozen=True)

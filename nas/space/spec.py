@@ -78,8 +78,10 @@ class BackboneSpec:
 
 @dataclass(frozen=True)
 class NeckSpec:
-    type: str
+    """LightTrack's neck: pixel-wise correlation of template and search features, `channels` wide."""
+
     channels: int
+    type: str = "pixelwise"
 
 
 @dataclass(frozen=True)
