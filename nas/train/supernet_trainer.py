@@ -315,7 +315,7 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
         return train(cfg, resume=resume)
     import uuid
 
-    from nas.raytools import init_ray, ray_failure, shutdown_ray
+    from nas.raytools import init_ray, ray_failure, ray_log_dir, shutdown_ray
     import ray
     from ray.train import RunConfig as RayRunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
@@ -327,7 +327,7 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
     started = init_ray(address=address, num_cpus=None if address else workers, log_dir=log_dir)
     relay = _Relay(supernet_dir(cfg) / PROGRESS_LOG, sys.stderr)
     relay.start()
-    print(f"training on {workers} Ray workers (Ray's logs: {log_dir})", flush=True)
+    print(f"training on {workers} Ray workers (Ray's logs: {ray_log_dir()})", flush=True)
     try:
         trainer = TorchTrainer(
             _ray_worker, train_loop_config={"run": cfg.to_dict(), "resume": resume},
