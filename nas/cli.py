@@ -2,7 +2,8 @@
 
 Every module in `nas.commands` exposes `register(subparsers)`, which adds its parsers and sets
 `func(args) -> int` on each; modules are discovered, so commands never edit this file.
-User errors (`TrackNASError`) print one line to stderr and exit with code 2.
+User errors (`TrackNASError`) print one line to stderr and exit with code 2; so does a Ray error that
+reaches this far (Ray's traceback stays in the log file the line names).
 """
 from __future__ import annotations
 
@@ -49,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, without a traceback at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print("tracknas: error: output closed early (broken pipe)", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - only Ray's own errors are summarised; the rest keep their traceback
+        if not type(err).__module__.startswith("ray."):
+            raise
+        from nas.raytools import ray_failure
+
+        print(f"tracknas: error: {ray_failure('a Ray worker or actor failed', err)}", file=sys.stderr)
         return 2
 
 

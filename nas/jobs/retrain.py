@@ -26,9 +26,10 @@ from nas.errors import ConfigError
 from trackers.lighttrack.export import write_export
 from nas.fitness.harness import run_tracker
 from nas.io import atomic_write_json, torch_load
+from nas.progress import Progress
 from nas.space import Arch
 from nas.supernet import Supernet
-from nas.train.supernet_trainer import CHECKPOINT, TrainTarget, supernet_dir, train
+from nas.train.supernet_trainer import CHECKPOINT, TrainTarget, run_log_dir, supernet_dir, train
 from trackers.lighttrack.model import LightTrackSubnet, build_subnet
 from trackers.lighttrack.tracker import LightTrackSpec
 
@@ -103,19 +104,38 @@ def _sweep(cfg: RunConfig, arch: Arch, init: str, out_dir: Path, trials: int, wo
               report=lambda record: tune.report({"loss": record["loss"], "epoch": record["epoch"],
                                                   "trial_dir": str(trial_dir)}))
 
+    class TrialProgress(tune.Callback):
+        """The sweep as one progress display on the driver (Tune's own reporter is off: `verbose=0`).
+        The display is made in `setup`, not `__init__`: the Tuner pickles its callbacks, a stream cannot be."""
+
+        def setup(self, stop=None, num_samples: int | None = None, total_num_samples: int | None = None,
+                  **info) -> None:
+            self.bar = Progress(total_num_samples or trials, "retrain sweep", interval=5.0)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+            self.bar.update(note=f"trial {trial.trial_id} loss {trial.last_result.get('loss', float('nan')):.4f}")
+
+        def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+            self.bar.update(note=f"trial {trial.trial_id} failed")
+
     space = {"lr": tune.loguniform(sc.lr / 10, sc.lr * 3), "weight_decay": tune.loguniform(1e-5, 1e-3)}
-    started = nas.raytools.init_ray(address=address, num_cpus=None if address else max(workers, 1))
+    log_dir = run_log_dir(cfg)
+    started = nas.raytools.init_ray(address=address, num_cpus=None if address else max(workers, 1), log_dir=log_dir)
     try:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}), param_space=space,
             tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=trials,
                                         max_concurrent_trials=max(workers, 1),
                                         scheduler=ASHAScheduler(max_t=sc.epochs, grace_period=1, reduction_factor=2)),
-            run_config=tune.RunConfig(name="sweep", storage_path=str((out_dir / "tune").resolve())))
-        best = tuner.fit().get_best_result(metric="loss", mode="min", scope="last")
+            run_config=tune.RunConfig(name="sweep", storage_path=str((out_dir / "tune").resolve()), verbose=0,
+                                      callbacks=[TrialProgress()]))
+        try:
+            best = tuner.fit().get_best_result(metric="loss", mode="min", scope="last")
+        except (ray.exceptions.RayError, tune.TuneError) as exc:
+            raise nas.raytools.ray_failure("the retraining sweep failed", exc) from None
     finally:
         if started:
-            ray.shutdown()
+            nas.raytools.shutdown_ray(log_dir)
     if best.error is not None or best.metrics is None:
         raise ConfigError(f"every tuning trial failed ({best.error})", source=str(out_dir / "tune"))
     return Path(best.metrics["trial_dir"]), {"lr": best.config["lr"], "weight_decay": best.config["weight_decay"],

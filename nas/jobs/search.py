@@ -32,7 +32,7 @@ from nas.search.report import write_reports
 from nas.cost.table import cost_table
 from nas.space import Arch, Bounds, SearchSpace, arch_to_json, load_space
 from nas.space.arch import arch_from_json, reference_arch
-from nas.train.supernet_trainer import CHECKPOINT, HISTORY, ensure_data, launch, supernet_dir
+from nas.train.supernet_trainer import CHECKPOINT, HISTORY, ensure_data, launch, run_log_dir, supernet_dir
 
 
 SEARCH_ONLY = {"fitness", "search"}
@@ -119,7 +119,7 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
           f"{'in-process' if workers == 0 else f'{workers} Ray workers'}", flush=True)
     spec = fitness_spec(cfg, threads=None if workers == 0 else 1)
     evaluator = LocalEvaluator(spec) if workers == 0 else RayPoolEvaluator(
-        spec, workers, address, num_cpus=None if address else workers)
+        spec, workers, address, num_cpus=None if address else workers, log_dir=run_log_dir(cfg))
     try:
         result = run_search(space, settings, evaluator, run_dir / "search" / "state.json", resume=resume)
         if result.best is None:

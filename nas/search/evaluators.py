@@ -16,6 +16,7 @@ yielded as failed (fitness -inf, with the error text), never dropped.
 from __future__ import annotations
 
 import math
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -105,16 +106,19 @@ class RayPoolEvaluator:
     """A pool of `workers` Ray actors (1 CPU each), each built once with `fitness_factory`.
 
     Starts a private loopback-only Ray (or joins `address`) through `nas.raytools.init_ray` unless
-    one is running. A failed attempt replaces its actor with a fresh one and is retried first.
+    one is running; its logs go to `log_dir` (a run's `logs/`) when given. A failed attempt replaces
+    its actor with a fresh one and is retried first; a candidate's error names the log file to read.
     """
 
     def __init__(self, fitness_factory: FitnessFactory, workers: int, address: str | None = None,
-                 max_retries: int = 2, *, num_cpus: int | None = None, temp_dir: str | None = None):
+                 max_retries: int = 2, *, num_cpus: int | None = None, temp_dir: str | None = None,
+                 log_dir: str | os.PathLike | None = None):
         import ray
 
         if workers < 1:
             raise ValueError("RayPoolEvaluator needs workers >= 1 (use LocalEvaluator for in-process)")
-        self.owns_ray = nas.raytools.init_ray(address=address, num_cpus=num_cpus, temp_dir=temp_dir)
+        self.log_dir = log_dir
+        self.owns_ray = nas.raytools.init_ray(address=address, num_cpus=num_cpus, temp_dir=temp_dir, log_dir=log_dir)
         self.max_retries = max_retries
         self._actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_FitnessActor)
         self._factory_ref = ray.put(fitness_factory)
@@ -155,7 +159,8 @@ class RayPoolEvaluator:
                 if attempt <= self.max_retries:
                     queue.appendleft((genotype, attempt + 1))
                 else:
-                    yield EvalOutcome(genotype, -math.inf, {}, attempt, error_text(exc))
+                    error = f"{error_text(exc)} (see {nas.raytools.failure_log(exc)})"
+                    yield EvalOutcome(genotype, -math.inf, {}, attempt, error)
                 continue
             yield EvalOutcome(genotype, value, metrics, attempt)
 
@@ -166,4 +171,4 @@ class RayPoolEvaluator:
             ray.kill(actor, no_restart=True)
         self.actors = []
         if self.owns_ray:
-            ray.shutdown()
+            nas.raytools.shutdown_ray(self.log_dir)

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.errors import TrackNASError
 from nas.io import atomic_write_json
+from nas.progress import Progress
 from nas.search.evaluators import Evaluator
 from nas.search.evolution import SearchResult
 from nas.space import Arch, SearchSpace
@@ -58,12 +60,15 @@ def _score_all(evaluator: Evaluator, genotypes: list[tuple[int, ...]], trials: l
     for g, metrics in known.items():
         if g in runs:
             runs[g][0] = _trial_record(trials[0], metrics)
+    total = sum(r is None for g in genotypes for r in runs[g])
+    bar = Progress(total, "re-scoring", interval=5.0, enabled=total > 0)
     for t, trial in enumerate(trials):
         todo = [g for g in genotypes if runs[g][t] is None]
         for outcome in evaluator.evaluate(todo, trial) if todo else ():
             if outcome.failed:
-                raise RuntimeError(f"re-evaluation failed for {outcome.genotype}: {outcome.error}")
+                raise TrackNASError(f"re-evaluation failed for {outcome.genotype}: {outcome.error}")
             runs[outcome.genotype][t] = _trial_record(trial, {**outcome.metrics, "fitness": outcome.fitness})
+            bar.update()
     return {g: list(r) for g, r in runs.items()}  # type: ignore[misc]
 
 

@@ -55,6 +55,11 @@ def supernet_dir(cfg: RunConfig) -> Path:
     return Path(cfg.output) / "supernet"
 
 
+def run_log_dir(cfg: RunConfig) -> Path:
+    """`runs/<name>/logs/`: Ray's logs for every stage of the run (see `nas.raytools`)."""
+    return Path(cfg.output) / "logs"
+
+
 def ensure_data(cfg: RunConfig) -> None:
     """Create the embedded default data when the config asks for it and it is not there yet."""
     root = Path(cfg.data.root)
@@ -252,8 +257,8 @@ says, so N workers never oversubscribe N CPUs and results do not depend on the e
 
 
 PROGRESS_LOG = "progress.log"
-"""Rank 0's progress and epoch lines during a Ray run; the driver relays them to the terminal, so Ray's
-own worker and controller output can stay in Ray's log files (`log_to_driver=False`)."""
+"""Rank 0's progress and epoch lines during a Ray run; the driver relays them to the terminal, once: Ray's
+own worker and controller output stays in Ray's log files (`nas.raytools`)."""
 
 
 def _ray_worker(config: dict) -> None:
@@ -310,18 +315,19 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
         return train(cfg, resume=resume)
     import uuid
 
-    from nas.raytools import init_ray, ray_log_dir
+    from nas.raytools import init_ray, ray_failure, ray_log_dir, shutdown_ray
     import ray
-    from ray.train import RunConfig as RayRunConfig, ScalingConfig
+    from ray.train import RunConfig as RayRunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
     from nas.raytrain import torch_config
 
     cuda = torch.cuda.is_available()
-    started = init_ray(address=address, num_cpus=None if address else workers, log_to_driver=False)
+    log_dir = run_log_dir(cfg)
+    started = init_ray(address=address, num_cpus=None if address else workers, log_dir=log_dir)
     relay = _Relay(supernet_dir(cfg) / PROGRESS_LOG, sys.stderr)
     relay.start()
-    print(f"training on {workers} Ray workers (Ray's own logs: {ray_log_dir()})", flush=True)
+    print(f"training on {workers} Ray workers (Ray's logs: {ray_log_dir()})", flush=True)
     try:
         trainer = TorchTrainer(
             _ray_worker, train_loop_config={"run": cfg.to_dict(), "resume": resume},
@@ -329,11 +335,14 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
             torch_config=torch_config("nccl" if cuda else "gloo", address),
             run_config=RayRunConfig(name=f"train-supernet-{uuid.uuid4().hex[:8]}",
                                     storage_path=str((supernet_dir(cfg) / "ray").resolve())))
-        result = trainer.fit()
+        try:
+            result = trainer.fit()
+        except (TrainingFailedError, ray.exceptions.RayError) as exc:
+            raise ray_failure("supernet training failed on a Ray worker", exc) from None
         if result.error is not None:
-            raise TrackNASError(f"supernet training failed on a Ray worker: {result.error}")
+            raise ray_failure("supernet training failed on a Ray worker", result.error)
     finally:
         relay.stop()
         if started:
-            ray.shutdown()
+            shutdown_ray(log_dir)
     return json.loads((supernet_dir(cfg) / HISTORY).read_text())
