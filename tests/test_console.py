@@ -104,7 +104,8 @@ def test_a_dead_or_failing_actor_prints_nothing_and_its_error_names_its_log(tmp_
 
     from nas.raytools import DRIVER_LOG
     from nas.search import RayPoolEvaluator
-    from nas.search.toy import FaultyFactory, ToyFactory
+    from faults import FaultyFactory
+    from nas.search.toy import ToyFactory
     from nas.space import load_space
 
     assert not ray.is_initialized(), "this test starts its own Ray, with the run's log directory"

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trackers.dimp import (
+from nas.ops.dimp import (
     ClassificationFeatures,
     DiMPSteepestDescentGN,
     FilterInitializerLinear,

@@ -180,7 +180,7 @@ def test_folded_batchnorm_is_the_same_function_with_fewer_layers():
 
     from nas.space import load_space
     from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE
-    from trackers.lighttrack.blocks import fold_batchnorm
+    from nas.ops.blocks import fold_batchnorm
     from trackers.lighttrack.model import build_subnet
 
     space = load_space("lighttrack-mobile")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nas.cli import main
-from nas.data import synth
+from nas.data import render, synth
 from nas.errors import ConfigError
 
 SIZE = (160, 120)
@@ -120,7 +120,7 @@ def test_cover_absence_and_cut_are_consistent(data):
 
 def test_cover_bins_follow_got10k():
     ratios = [0.0, 0.1, 0.15, 0.16, 0.3, 0.5, 0.75, 0.9, 0.95, 1.0]
-    assert [synth.cover_bin(r) for r in ratios] == [0, 1, 1, 2, 2, 4, 5, 6, 7, 8]
+    assert [render.cover_bin(r) for r in ratios] == [0, 1, 1, 2, 2, 4, 5, 6, 7, 8]
 
 
 def test_train_and_val_objects_are_disjoint(data):
@@ -131,7 +131,7 @@ def test_train_and_val_objects_are_disjoint(data):
     for split, folder in _sequences(root):
         meta = _meta(folder)
         assert meta["object_id"].startswith(meta["object_source"] + "/")
-        assert meta["object_licence"] == synth.LICENCES[meta["object_source"]]
+        assert meta["object_licence"] == render.LICENCES[meta["object_source"]]
         assert meta["background_source"] in readme and meta["object_source"] in readme
         distractors = [] if meta["distractor_ids"] == "none" else meta["distractor_ids"].split(",")
         assert all(d.split("/")[0] == meta["object_source"] for d in distractors)
@@ -145,14 +145,14 @@ def test_train_and_val_objects_are_disjoint(data):
 
 
 def test_split_regions_cover_each_image_once():
-    pools = synth.split_regions(0, 0.3)
+    pools = render.split_regions(0, 0.3)
     ids = [r.id for split in pools.values() for r in split]
-    assert len(ids) == len(set(ids)) == len(synth.OBJECT_SOURCES) * synth.REGION_GRID ** 2
-    assert {r.source for r in pools["val"]} == {s.name for s in synth.OBJECT_SOURCES}
+    assert len(ids) == len(set(ids)) == len(render.OBJECT_SOURCES) * render.REGION_GRID ** 2
+    assert {r.source for r in pools["val"]} == {s.name for s in render.OBJECT_SOURCES}
 
 
 def test_interrupted_sequence_leaves_nothing_listed(tmp_path):
-    seq = synth.SyntheticSequence([np.zeros((0, 0, 3), np.uint8)], np.zeros((1, 4)), np.zeros(1), np.zeros(1),
+    seq = render.SyntheticSequence([np.zeros((0, 0, 3), np.uint8)], np.zeros((1, 4)), np.zeros(1), np.zeros(1),
                                   np.zeros(1), {})
     with pytest.raises(cv2.error):
         synth._write_sequence(tmp_path, "GOT-10k_Train_000001", seq, 0)

@@ -29,9 +29,9 @@ from nas.dsl.grammar import MAX_CHANNELS, MAX_ITERATIONS, MAX_KERNEL
 from nas.dsl.reader import SpecReader
 from nas.heads.base import (Attachment, Dimension, HeadContext, HeadCost, HeadKind, HeadModule, HeadSpec, Trace,
                             centred_box, int_dimension)
-from trackers.dimp.features import InstanceL2Norm
-from trackers.dimp.initializer import FilterInitializerLinear
-from trackers.dimp.optimizer import DiMPSteepestDescentGN, apply_filter
+from nas.ops.dimp.features import InstanceL2Norm
+from nas.ops.dimp.initializer import FilterInitializerLinear
+from nas.ops.dimp.optimizer import DiMPSteepestDescentGN, apply_filter
 
 
 @dataclass(frozen=True)

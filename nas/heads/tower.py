@@ -17,7 +17,7 @@ from nas.dsl.grammar import MAX_CHANNELS, MAX_DEPTH, OpSpec, SEConfig
 from nas.dsl.reader import SpecReader
 from nas.heads.base import (Attachment, Dimension, HeadContext, HeadCost, HeadKind, HeadModule, HeadSpec, Trace,
                             int_dimension, tie_kernel_variants)
-from trackers.lighttrack.blocks import Predictor, make_op
+from nas.ops.blocks import Predictor, make_op
 
 HEAD_OPS = ("sep", "conv", "skip")
 

@@ -20,7 +20,7 @@ from nas import __version__
 from nas.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.search.evolution import Candidate, SearchResult
 from nas.search.state import SearchSettings
-from nas.space import Arch, SearchSpace, arch_to_json
+from nas.space import SearchSpace, arch_to_json
 
 LOG_FIELDS = ("gen", "evals", "failed", "best", "mean", "median", "best_so_far", "best_arch")
 

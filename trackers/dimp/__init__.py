@@ -1,25 +1,3 @@
-"""DiMP (Bhat et al., ICCV 2019) core as reusable torch modules: the discriminative model predictor.
-
-Tensor layout used throughout: features (B, N, D, H, W) for B sequences with N images each, boxes
-(B, N, 4) as x, y, w, h in image pixels, filters (B, D, k, k), scores (B, N, H', W') with
-H' = H + (k + 1) % 2 (an even k adds one row/column). The modules are sized by D, k and the feature
-stride, so a head can sit on any stride-16 map (e.g. LightTrack's 96/128-channel 16x16 search map).
-"""
-from trackers.dimp.features import ClassificationFeatures, InstanceL2Norm, ResidualBlock
-from trackers.dimp.initializer import FilterInitializerLinear, FilterInitializerZero, prroi_pool2d
-from trackers.dimp.loss import IterateWeightedLoss, LBHinge
-from trackers.dimp.optimizer import (
-    DiMPSteepestDescentGN,
-    DistanceMap,
-    apply_feat_transpose,
-    apply_filter,
-    filter_gradient,
-    leaky_relu_par,
-    leaky_relu_par_deriv,
-)
-
-__all__ = [
-    "ClassificationFeatures", "DiMPSteepestDescentGN", "DistanceMap", "FilterInitializerLinear",
-    "FilterInitializerZero", "InstanceL2Norm", "IterateWeightedLoss", "LBHinge", "ResidualBlock",
-    "apply_feat_transpose", "apply_filter", "filter_gradient", "leaky_relu_par", "leaky_relu_par_deriv", "prroi_pool2d",
-]
+"""The DiMP baseline tracker: its network (`model`), tracking (`tracker`), training (`train`), spec and
+baseline section. The discriminative model predictor itself lives in `nas.ops.dimp`, shared with the
+searchable `dimp` head kind."""

@@ -31,10 +31,10 @@ from torch import nn
 from nas.errors import ConfigError
 from nas.io import torch_load
 from nas.dsl.grammar import SEConfig
-from trackers.dimp.features import ClassificationFeatures
-from trackers.dimp.initializer import FilterInitializerLinear
-from trackers.dimp.optimizer import DiMPSteepestDescentGN, apply_filter
-from trackers.lighttrack.blocks import ConvBnAct, InvertedResidual
+from nas.ops.dimp.features import ClassificationFeatures
+from nas.ops.dimp.initializer import FilterInitializerLinear
+from nas.ops.dimp.optimizer import DiMPSteepestDescentGN, apply_filter
+from nas.ops.blocks import ConvBnAct, InvertedResidual
 
 FEATURE_STRIDE = 16
 

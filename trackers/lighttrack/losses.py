@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from nas.data.crops import grid_centers
-from trackers.dimp.loss import IterateWeightedLoss
+from nas.ops.dimp.loss import IterateWeightedLoss
 
 REG_WEIGHT = 1.2
 _DIMP_LOSS = IterateWeightedLoss()

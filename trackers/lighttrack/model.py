@@ -23,7 +23,7 @@ from nas.heads.base import centred_box
 from nas.heads.gradnet import GradNetUpdate
 from nas.space.space import Arch, SearchSpace
 from nas.space.spec import SpaceSpec
-from trackers.lighttrack.blocks import PixelwiseFusion, make_op
+from nas.ops.blocks import PixelwiseFusion, make_op
 from trackers.lighttrack.geometry import attachment, block_slots, head_context, output_geometry, stem_plan
 from trackers.lighttrack.losses import balanced_bce
 

@@ -41,7 +41,7 @@ from nas.data.sequence import Sequence
 from nas.errors import ConfigError
 from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE
 from trackers.base import NetworkTracker, TrackResult, center_size, corner_box
-from trackers.lighttrack.blocks import fold_batchnorm
+from nas.ops.blocks import fold_batchnorm
 from trackers.lighttrack.model import SearchBranch
 from trackers.spec import FrameNetwork, NetworkCounter, TrackerSpec, load_weights
 
