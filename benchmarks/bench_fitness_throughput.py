@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nas.cost.sampling import sample_within
-import nas.raytools  # noqa: F401  (loopback-only Ray before ray is imported)
 from nas.config import RunConfig
-from nas.search import RayPoolEvaluator
+from nas.cost.sampling import sample_within
 from nas.jobs.search import fitness_spec, search_settings
+import nas.raytools  # noqa: F401  (loopback-only Ray before ray is imported)
+from nas.search import RayPoolEvaluator
 from nas.space import load_space
 
 

@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas.cost.sampling import sample_within
 from nas.config import RunConfig
+from nas.cost.sampling import sample_within
 from nas.cost.table import cost_table
 from nas.fitness.supernet_fitness import SupernetFitness, identity_scores, score_tracker
 from nas.io import torch_load
-from nas.search.final import Trials
-from nas.jobs.search import fitness_spec, search_settings
-from nas.space import Arch, load_space
 from nas.jobs.retrain import subnet_target
+from nas.jobs.search import fitness_spec, search_settings
+from nas.search.final import Trials
+from nas.space import Arch, load_space
 from nas.train.supernet_trainer import CHECKPOINT, train
 from trackers.lighttrack.tracker import LightTrackTracker, preset
 

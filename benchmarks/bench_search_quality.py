@@ -20,12 +20,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import nas.raytools  # noqa: F401  (loopback-only Ray before ray is imported)
 from nas.config import RunConfig
 from nas.fitness.supernet_fitness import identity_scores
+from nas.jobs.search import fitness_spec, search_settings
+import nas.raytools  # noqa: F401  (loopback-only Ray before ray is imported)
 from nas.search import LocalEvaluator, RayPoolEvaluator, run_search
 from nas.search.final import Trials, final_ranking
-from nas.jobs.search import fitness_spec, search_settings
 from nas.space import load_space
 from nas.space.arch import reference_arch
 
@@ -55,7 +55,7 @@ def main() -> None:
                                     args.run_dir / "bench" / f"{algorithm}-seed{seed}.json", resume=True,
                                     progress=False)
                 fitness = [c["fitness"] for c in result.evaluated.values() if c["fitness"] is not None]
-                final = final_ranking(evaluator, space, result, top_k=top_k, trials=trials, identity=identity,
+                final = final_ranking(evaluator, result, top_k=top_k, trials=trials, identity=identity,
                                       reference=reference_arch(space),
                                       path=args.run_dir / "bench" / f"{algorithm}-seed{seed}-final.json")
                 pick = next(c for c in final["candidates"] if c["genotype"] == final["best_genotype"])

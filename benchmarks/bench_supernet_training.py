@@ -20,16 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import nas.raytools  # noqa: F401  (loopback-only Ray before ray is imported)
 from nas.config import DataConfig, RunConfig, SupernetConfig
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
 from nas.io import torch_load
+import nas.raytools  # noqa: F401  (loopback-only Ray before ray is imported)
 from nas.space import load_space
 from nas.supernet import Supernet
-from trackers.lighttrack.losses import tracking_loss
 from nas.train.supernet_trainer import launch, supernet_dir
 from trackers.lighttrack.geometry import output_strides
+from trackers.lighttrack.losses import tracking_loss
 
 
 def fixed_path_losses(cfg: RunConfig) -> list[float]:

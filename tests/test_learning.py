@@ -20,8 +20,8 @@ from nas.io import torch_load
 from nas.space import load_space
 from nas.space.arch import reference_arch
 from nas.supernet import Supernet, recalibrate_bn
-from trackers.lighttrack.losses import box_iou, predicted_boxes, tracking_loss
 from nas.train.supernet_trainer import make_optimizer, supernet_dir, train
+from trackers.lighttrack.losses import box_iou, predicted_boxes, tracking_loss
 from trackers.lighttrack.model import build_subnet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

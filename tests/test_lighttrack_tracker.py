@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nas.space import from_lighttrack_string
-from nas.errors import ConfigError
 from nas.data.crops import cosine_window
+from nas.errors import ConfigError
+from nas.space import from_lighttrack_string
 from trackers.lighttrack.tracker import (
     LightTrackSpec, TrackerConfig, clamp_state, decode, preset)
 

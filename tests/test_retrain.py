@@ -12,11 +12,11 @@ import yaml
 from conftest import TINY_SPACE
 from nas.cli import main
 from nas.config import load_config
-from trackers.lighttrack.export import load_export
+from nas.jobs.retrain import subnet_target
 from nas.space import load_space, save_arch
 from nas.supernet import Supernet
-from nas.jobs.retrain import subnet_target
 from nas.train.supernet_trainer import train
+from trackers.lighttrack.export import load_export
 
 
 @pytest.fixture()

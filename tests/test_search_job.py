@@ -12,11 +12,11 @@ from conftest import TINY_SPACE
 from nas.cli import main
 from nas.config import load_config
 from nas.cost.table import cost_table
-from trackers.lighttrack.export import load_export
 from nas.io import torch_load
 from nas.search.report import file_sha256
 from nas.space import load_space
 from nas.supernet import Supernet
+from trackers.lighttrack.export import load_export
 
 
 def _job_config(path, data, out, **search) -> str:

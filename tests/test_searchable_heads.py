@@ -14,10 +14,10 @@ from conftest import REPO
 from nas.cost.counting import reference_cost
 from nas.cost.table import cost_table
 from nas.errors import SpecError
-from nas.space import Arch, SearchSpace, arch_from_json, arch_to_json, load_space
 from nas.heads.dimp import DiMPHead, DiMPSpec
 from nas.heads.gradnet import GradNetSpec, GradNetUpdate
 from nas.heads.tower import TowerSpec
+from nas.space import Arch, SearchSpace, arch_from_json, arch_to_json, load_space
 from nas.space.spec import parse_spec
 from nas.supernet import Supernet
 from trackers.lighttrack.losses import balanced_bce

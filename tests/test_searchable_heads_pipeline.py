@@ -12,9 +12,9 @@ from conftest import REPO
 from nas.cli import main
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
-from trackers.lighttrack.export import load_export
 from nas.fitness.harness import run_sequence
 from nas.space import load_space
+from trackers.lighttrack.export import load_export
 from trackers.lighttrack.losses import tracking_loss
 from trackers.lighttrack.model import build_subnet
 from trackers.lighttrack.tracker import LightTrackTracker

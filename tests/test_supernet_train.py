@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import REPO, TINY_SPACE, write_train_config
+from nas.config import load_config
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
 from nas.errors import ConfigError
@@ -21,11 +22,10 @@ from nas.io import torch_load
 from nas.space import Bounds, load_space
 from nas.space.arch import reference_arch
 from nas.supernet import Supernet
-from nas.config import load_config
-from trackers.lighttrack.losses import balanced_bce, iou_loss, tracking_loss
 from nas.train.lr import epoch_lr
 from nas.train.paths import PathSampler
 from nas.train.supernet_trainer import launch, supernet_dir, train
+from trackers.lighttrack.losses import balanced_bce, iou_loss, tracking_loss
 
 
 def test_balanced_bce_weights_positives_and_negatives_equally():

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from nas import __version__
-from nas.errors import TrackNASError
 from nas.cost.sampling import sample_within
+from nas.errors import TrackNASError
 from nas.space import Bounds, arch_to_json, list_spaces, load_space, parse_quantity, save_arch
 from nas.space.space import SearchSpace
 

@@ -21,8 +21,8 @@ from torch import nn
 from nas.cost.counting import count_flops, count_params
 from nas.heads import KINDS
 from nas.io import atomic_write_json
-from nas.space.space import Arch, SearchSpace
 from nas.ops.blocks import PixelwiseFusion, make_op
+from nas.space.space import Arch, SearchSpace
 from trackers.lighttrack.geometry import attachment, block_slots, head_context, output_geometry, slot_input_size
 from trackers.lighttrack.model import make_stem
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.errors import SpecError
 from nas.dsl.grammar import OpSpec, parse_op
+from nas.errors import SpecError
 
 
 class SpecReader:

@@ -32,6 +32,7 @@ from nas.fitness.plots import plot_success_precision
 from nas.fitness.results import has_result, write_sequence_result
 from nas.fitness.scoring import PROTOCOLS, score_results
 from nas.io import atomic_write_json
+from nas.procs import die_with_parent
 from nas.progress import Progress
 from nas.raytools import init_ray  # imported before ray anywhere: makes Ray loopback-only
 from trackers.base import Tracker
@@ -87,8 +88,6 @@ def _single_thread() -> None:
     exits when the driver dies."""
     import cv2
     import torch
-
-    from nas.procs import die_with_parent
 
     die_with_parent()
 

@@ -25,19 +25,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from nas.cost.latency import measure_latency
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
 from nas.data.sequence import Sequence
-from nas.cost.latency import measure_latency
 from nas.errors import ConfigError
 from nas.fitness import metrics
 from nas.fitness.harness import run_sequence
 from nas.io import torch_load
 from nas.space import Arch, load_space
 from nas.supernet import Supernet, recalibrate_bn
-from trackers.lighttrack.geometry import output_strides
 from trackers.base import Tracker
 from trackers.identity import IdentityTracker
+from trackers.lighttrack.geometry import output_strides
 from trackers.lighttrack.tracker import LightTrackTracker, preset
 
 FITNESS_METRICS = ("ao_sr50", "ao", "auc")

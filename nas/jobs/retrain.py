@@ -23,13 +23,13 @@ from torch import nn
 from nas.config import RunConfig
 from nas.data.datasets import open_dataset
 from nas.errors import ConfigError
-from trackers.lighttrack.export import write_export
 from nas.fitness.harness import run_tracker
 from nas.io import atomic_write_json, torch_load
 from nas.progress import Progress
 from nas.space import Arch
 from nas.supernet import Supernet
 from nas.train.supernet_trainer import CHECKPOINT, TrainTarget, run_log_dir, supernet_dir, train
+from trackers.lighttrack.export import write_export
 from trackers.lighttrack.model import LightTrackSubnet, build_subnet
 from trackers.lighttrack.tracker import LightTrackSpec
 

@@ -22,17 +22,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from nas.config import RunConfig
+from nas.cost.table import cost_table
 from nas.errors import ConfigError
-from trackers.lighttrack.export import write_export
 from nas.fitness.supernet_fitness import FitnessSpec, SupernetFitness, identity_scores
 from nas.io import atomic_write_json, load_json, torch_load
 from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, SearchState, run_search
 from nas.search.final import Trials, final_ranking
 from nas.search.report import write_reports
-from nas.cost.table import cost_table
 from nas.space import Arch, Bounds, SearchSpace, arch_to_json, load_space
 from nas.space.arch import arch_from_json, reference_arch
 from nas.train.supernet_trainer import CHECKPOINT, HISTORY, ensure_data, launch, run_log_dir, supernet_dir
+from trackers.lighttrack.export import write_export
 
 
 SEARCH_ONLY = {"fitness", "search"}
@@ -129,7 +129,7 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
         top_k = cfg.fitness.final_top_k or settings.top_k
         print(f"[3/4] re-scoring the top {top_k} and the references on {len(trials.grid())} trials "
               f"({trials.bn_samples} BN samples x {trials.subsets} validation subsets)", flush=True)
-        final = final_ranking(evaluator, space, result, top_k=top_k, trials=trials,
+        final = final_ranking(evaluator, result, top_k=top_k, trials=trials,
                               identity=identity_scores(spec, trials.subsets), reference=reference_arch(space),
                               path=run_dir / "search" / "final.json")
     finally:

@@ -25,7 +25,7 @@ from nas.io import atomic_write_json
 from nas.progress import Progress
 from nas.search.evaluators import Evaluator
 from nas.search.evolution import SearchResult
-from nas.space import Arch, SearchSpace
+from nas.space import Arch
 
 
 @dataclass(frozen=True)
@@ -72,31 +72,27 @@ def _score_all(evaluator: Evaluator, genotypes: list[tuple[int, ...]], trials: l
     return {g: list(r) for g, r in runs.items()}  # type: ignore[misc]
 
 
-def final_ranking(evaluator: Evaluator, space: SearchSpace, result: SearchResult, *, top_k: int, trials: Trials,
+def final_ranking(evaluator: Evaluator, result: SearchResult, *, top_k: int, trials: Trials,
                   identity: list[dict], reference: tuple[str, Arch] | None, path: Path) -> dict:
     """Re-score the top-k and the reference arch over `trials`; returns (and saves) the report.
 
     `identity` holds the identity tracker's scores per validation subset (index = subset).
     """
-    ranked = sorted((r for r in result.evaluated.values() if math.isfinite(r["fitness"])),
-                    key=lambda r: -r["fitness"])[:top_k]
+    ranked = sorted((c for c in result.candidates.values() if math.isfinite(c.fitness)),
+                    key=lambda c: -c.fitness)[:top_k]
     grid = trials.grid()
-    key = {"trials": grid, "candidates": [list(r["genotype"]) for r in ranked],
+    key = {"trials": grid, "candidates": [list(c.genotype) for c in ranked],
            "reference": list(reference[1].genotype) if reference else None}
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved.get("key") == key:
             return saved
-    genotypes = [tuple(r["genotype"]) for r in ranked]
+    genotypes = [c.genotype for c in ranked]
     if reference and tuple(reference[1].genotype) not in genotypes:
         genotypes.append(tuple(reference[1].genotype))
-    known = {tuple(r["genotype"]): {**r["metrics"], "fitness": r["fitness"]} for r in ranked}
+    known = {c.genotype: {**c.metrics, "fitness": c.fitness} for c in ranked}
     runs = _score_all(evaluator, genotypes, grid, known)
-    candidates = []
-    for r in ranked:
-        g = tuple(r["genotype"])
-        candidates.append({"arch_id": Arch(space, g).arch_id,
-                           "genotype": list(g), **summarize(runs[g])})
+    candidates = [{"arch_id": c.arch_id, "genotype": list(c.genotype), **summarize(runs[c.genotype])} for c in ranked]
     identity_runs = [_trial_record(t, identity[t["subset"]]) for t in grid]
     report = {"key": key, "candidates": candidates,
               "identity": summarize(identity_runs),

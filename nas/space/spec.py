@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.errors import SpecError
-from nas.io import load_yaml
-from nas.heads import KINDS, HeadSpec
 from nas.dsl.grammar import INPUT_SIZE, MAX_CHANNELS, MAX_DEPTH, OpSpec, SEConfig, parse_op
 from nas.dsl.reader import SpecReader
+from nas.errors import SpecError
+from nas.heads import KINDS, HeadSpec
+from nas.io import load_yaml
 
 SCHEMA_VERSION = 1
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}

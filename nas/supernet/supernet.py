@@ -38,8 +38,8 @@ from torch import nn
 
 from nas.heads import KINDS
 from nas.heads.base import Attachment, tie_kernel_variants
-from nas.space.space import Arch, SearchSpace
 from nas.ops.blocks import PixelwiseFusion, make_op
+from nas.space.space import Arch, SearchSpace
 from trackers.lighttrack.geometry import attachment, block_slots, head_context
 from trackers.lighttrack.model import (
     LightTrackSubnet,

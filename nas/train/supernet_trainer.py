@@ -33,19 +33,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.config import RunConfig, SupernetConfig
+from nas.cost.table import cost_table
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
+from nas.data.synth import generate_dataset
 from nas.errors import ConfigError, TrackNASError
 from nas.io import atomic_torch_save, atomic_write_json, torch_load
 from nas.progress import Progress
 from nas.space import Arch, load_space
 from nas.supernet import Supernet
-from nas.config import RunConfig, SupernetConfig
-from trackers.lighttrack.losses import box_iou, predicted_boxes, tracking_loss
 from nas.train.lr import epoch_lr
 from nas.train.paths import PathSampler
 from nas.train.sstrack import SSTrackSchedule, make_interval_strategy
 from trackers.lighttrack.geometry import output_strides
+from trackers.lighttrack.losses import box_iou, predicted_boxes, tracking_loss
 
 CHECKPOINT = "last.pt"
 HISTORY = "history.json"
@@ -71,8 +73,6 @@ def ensure_data(cfg: RunConfig) -> None:
     if cfg.data.synthesize is None:
         raise ConfigError(f"dataset not found at {root}; give data.synthesize to create the default data",
                           source=cfg.source, key="data.root")
-    from nas.data.synth import generate_dataset
-
     print(f"synthesising the default data into {root} ...", flush=True)
     generate_dataset(root, **{"overwrite": True, **cfg.data.synthesize})  # finishes an interrupted synthesis
 
@@ -182,8 +182,6 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
         history, start_epoch = list(state["history"]), int(state["epoch"])
         if rank == 0:
             print(f"resuming {label} training after epoch {start_epoch}", file=log or sys.stdout, flush=True)
-
-    from nas.cost.table import cost_table
 
     table = cost_table(space)
     steps = sc.pairs_per_epoch // sc.batch_size

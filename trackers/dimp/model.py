@@ -28,13 +28,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nas.dsl.grammar import SEConfig
 from nas.errors import ConfigError
 from nas.io import torch_load
-from nas.dsl.grammar import SEConfig
+from nas.ops.blocks import ConvBnAct, InvertedResidual
 from nas.ops.dimp.features import ClassificationFeatures
 from nas.ops.dimp.initializer import FilterInitializerLinear
 from nas.ops.dimp.optimizer import DiMPSteepestDescentGN, apply_filter
-from nas.ops.blocks import ConvBnAct, InvertedResidual
 
 FEATURE_STRIDE = 16
 

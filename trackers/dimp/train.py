@@ -46,8 +46,8 @@ from nas.data.pairs import visible_frames
 from nas.data.sequence import Sequence
 from nas.errors import ConfigError, DataError
 from nas.io import atomic_torch_save, torch_load
-from nas.progress import Progress
 from nas.ops.dimp.loss import IterateWeightedLoss
+from nas.progress import Progress
 from trackers.dimp.model import FEATURE_STRIDE, DiMPNet, DiMPNetConfig
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from nas.errors import ConfigError
+from nas.heads.base import centred_box
 from nas.io import atomic_torch_save, atomic_write_json, torch_load
 from nas.space import Arch, load_arch, load_space
-from nas.heads.base import centred_box
 from trackers.lighttrack.model import LightTrackSubnet, SearchBranch, TemplateBranch, build_subnet
 
 ARCH_FILE, SPACE_FILE, MODEL_FILE = "arch.json", "space.yaml", "model.pt"

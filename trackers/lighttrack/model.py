@@ -21,9 +21,9 @@ from torch import nn
 from nas.heads import KINDS
 from nas.heads.base import centred_box
 from nas.heads.gradnet import GradNetUpdate
+from nas.ops.blocks import PixelwiseFusion, make_op
 from nas.space.space import Arch, SearchSpace
 from nas.space.spec import SpaceSpec
-from nas.ops.blocks import PixelwiseFusion, make_op
 from trackers.lighttrack.geometry import attachment, block_slots, head_context, output_geometry, stem_plan
 from trackers.lighttrack.losses import balanced_bce
 

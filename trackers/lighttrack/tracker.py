@@ -37,12 +37,15 @@ import numpy as np
 import torch
 
 from nas.data.crops import context_size, cosine_window, crop_square, grid_centers, normalize, score_size
+from nas.data.pairs import make_labels
 from nas.data.sequence import Sequence
 from nas.errors import ConfigError
+from nas.ops.blocks import fold_batchnorm
+from nas.space import arch_from_json, from_lighttrack_string, load_arch, load_space
 from nas.space.lighttrack_codec import LIGHTTRACK_MOBILE
 from trackers.base import NetworkTracker, TrackResult, center_size, corner_box
-from nas.ops.blocks import fold_batchnorm
-from trackers.lighttrack.model import SearchBranch
+from trackers.lighttrack.export import load_export
+from trackers.lighttrack.model import SearchBranch, build_subnet
 from trackers.spec import FrameNetwork, NetworkCounter, TrackerSpec, load_weights
 
 BASELINES = {"lighttrack-mobile": ("lighttrack-mobile", LIGHTTRACK_MOBILE)}
@@ -189,8 +192,6 @@ class LightTrackTracker(NetworkTracker):
     def _update_template(self) -> None:
         """GradNet's update from the kept crop with the highest confidence (outside inference mode:
         the update differentiates the cls loss with respect to the hidden template)."""
-        from nas.data.pairs import make_labels
-
         _, crop, crop_box = max(self._memory, key=lambda item: item[0])
         labels = make_labels(crop_box, self.instance_size, self.stride)["cls"]
         with torch.inference_mode(False), torch.no_grad():
@@ -260,8 +261,6 @@ class LightTrackSpec(TrackerSpec):
 
     def arch(self) -> Any:
         """The `Arch` to build; a one-line TrackNASError when the target is not usable."""
-        from nas.space import arch_from_json, from_lighttrack_string, load_arch, load_space
-
         if isinstance(self.target, dict):
             return arch_from_json(self.target, load_space)
         if self.target in BASELINES:
@@ -273,11 +272,7 @@ class LightTrackSpec(TrackerSpec):
         return load_arch(self.target)
 
     def build_model(self) -> torch.nn.Module:
-        from trackers.lighttrack.model import build_subnet
-
         if isinstance(self.target, str) and Path(self.target).is_dir():  # a `tracknas export` directory
-            from trackers.lighttrack.export import load_export
-
             model = load_export(self.target)[1]
             if self.weights is not None:
                 load_weights(model, self.weights)
