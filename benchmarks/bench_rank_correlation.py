@@ -98,6 +98,7 @@ def main() -> None:
     standalone_cfg = replace(cfg, supernet=replace(cfg.supernet, epochs=args.epochs, pairs_per_epoch=args.pairs))
     spec = fitness_spec(cfg)
     fitness = SupernetFitness(spec)
+    table = cost_table(load_space(cfg.space))
     trials = Trials(args.bn_samples or cfg.fitness.final_bn_samples, args.subsets or cfg.fitness.final_subsets)
     started = time.monotonic()
     rows = []
@@ -105,7 +106,7 @@ def main() -> None:
         inherited = float(np.mean([fitness.evaluate(arch.genotype, **t)["fitness"] for t in trials.grid()]))
         alone = standalone_fitness(standalone_cfg, arch, args.run_dir / "bench" / "rank" / arch.arch_id, fitness,
                                    trials)
-        rows.append({"arch_id": arch.arch_id, "flops": fitness.table.flops(arch), "inherited": inherited,
+        rows.append({"arch_id": arch.arch_id, "flops": table.flops(arch), "inherited": inherited,
                      "standalone": alone})
         print(json.dumps(rows[-1]), flush=True)
     a = np.array([r["inherited"] for r in rows])

@@ -11,7 +11,9 @@ Throughput: samples/s of the training epochs (startup excluded) and wall time in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -61,14 +63,16 @@ def main() -> None:
     parser.add_argument("--samplers", nargs="+", default=["uniform", "fair", "sandwich"])
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tn-bench-"))
-    base = RunConfig(name="bench", space=args.space, output=str(root / "base"),
+    space = str(Path(args.space).resolve()) if Path(args.space).is_file() else args.space  # Ray workers run elsewhere
+    base = RunConfig(name="bench", space=space, output=str(root / "base"),
                      data=DataConfig(root=str(args.data.resolve()), split="train"),
                      supernet=SupernetConfig(epochs=args.epochs, pairs_per_epoch=args.pairs, batch_size=args.batch,
                                              shards=2, lr=args.lr, warmup_epochs=0, end_lr=args.lr / 4))
     samplers = {}
     for sampler in args.samplers:
         cfg = replace(base, output=str(root / sampler), supernet=replace(base.supernet, path_sampler=sampler))
-        history = launch(cfg)
+        with contextlib.redirect_stdout(sys.stderr):  # training's epoch lines: stdout is the JSON alone
+            history = launch(cfg)
         losses = fixed_path_losses(cfg)
         samplers[sampler] = {"final_train_loss": round(history[-1]["loss"], 4),
                              "fixed_paths_mean_loss": round(float(np.mean(losses)), 4),
@@ -81,7 +85,8 @@ def main() -> None:
         if workers:
             nas.raytools.init_ray(num_cpus=workers, temp_dir=tempfile.mkdtemp(prefix="tn-ray-"), log_to_driver=False)
         try:
-            history = launch(cfg, workers=workers)
+            with contextlib.redirect_stdout(sys.stderr):
+                history = launch(cfg, workers=workers)
         finally:
             if workers:
                 import ray
