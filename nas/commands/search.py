@@ -35,7 +35,7 @@ def _search(args: argparse.Namespace) -> int:
         raise ConfigError(f"expected --workers >= 0, got {args.workers}", key="--workers")
     cfg = load_config(args.config)
     validate_run(cfg, search=True)
-    summary = run_job(cfg, workers=args.workers, address=args.address, resume=args.resume)
+    summary = run_job(cfg, workers=args.workers, address=args.address, resume=args.resume, tb=args.tb)
     print(f"best architecture {summary['arch_id']}: {summary['flops'] / 1e6:.1f} MFLOPs, "
           f"{summary['params'] / 1e6:.3f} M params ({summary['evaluated']} candidates evaluated)")
     print(f"run directory {summary['run_dir']}; standalone export {summary['export']}")

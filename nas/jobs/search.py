@@ -32,6 +32,7 @@ from nas.search.report import write_reports
 from nas.cost.table import cost_table
 from nas.space import Arch, Bounds, SearchSpace, arch_to_json, load_space
 from nas.space.arch import arch_from_json, reference_arch
+from nas.tb import tb_dir
 from nas.train.supernet_trainer import CHECKPOINT, HISTORY, ensure_data, launch, run_log_dir, supernet_dir
 
 
@@ -104,15 +105,17 @@ def supernet_finished(cfg: RunConfig) -> bool:
     return path.is_file() and int(torch_load(path)["epoch"]) >= cfg.supernet.epochs
 
 
-def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False) -> dict:
-    """Run (or resume) the whole job; returns a summary of the best architecture."""
+def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False,
+            tb: bool = True) -> dict:
+    """Run (or resume) the whole job; returns a summary of the best architecture. `tb`: TensorBoard event
+    files under `runs/<name>/tb/` (`nas.tb`)."""
     space = load_space(cfg.space)
     settings = search_settings(cfg, space)
     run_dir = _check_run_dir(cfg, resume)
     ensure_data(cfg)
     if not supernet_finished(cfg):
         print(f"[1/4] training the supernet ({cfg.supernet.epochs} epochs)", flush=True)
-        launch(cfg, workers=workers, address=address, resume=True)
+        launch(cfg, workers=workers, address=address, resume=True, tb=tb)
     else:
         print("[1/4] supernet already trained", flush=True)
     print(f"[2/4] searching: {settings.algorithm}, {settings.generations} generations, "
@@ -121,7 +124,8 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
     evaluator = LocalEvaluator(spec) if workers == 0 else RayPoolEvaluator(
         spec, workers, address, num_cpus=None if address else workers, log_dir=run_log_dir(cfg))
     try:
-        result = run_search(space, settings, evaluator, run_dir / "search" / "state.json", resume=resume)
+        result = run_search(space, settings, evaluator, run_dir / "search" / "state.json", resume=resume,
+                            events=tb_dir(run_dir, "search", tb))
         if result.best is None:
             raise ConfigError("every candidate failed to evaluate; see the errors in search/state.json",
                               source=str(run_dir))
