@@ -61,14 +61,20 @@ def run_log_dir(cfg: RunConfig) -> Path:
     return Path(cfg.output) / "logs"
 
 
-def ensure_data(cfg: RunConfig) -> None:
-    """Create the embedded default data when the config asks for it and it is not there yet."""
+def data_ready(cfg: RunConfig) -> bool:
+    """The config's data is there: a non-empty folder, or a complete synthesis (each split's list.txt is
+    written last)."""
     root = Path(cfg.data.root)
     if cfg.data.synthesize is None:
-        if root.is_dir() and any(root.iterdir()):
-            return
-    elif all((root / split / "list.txt").is_file() for split in ("train", "val")):
-        return  # complete: each split's list.txt is written last
+        return root.is_dir() and any(root.iterdir())
+    return all((root / split / "list.txt").is_file() for split in ("train", "val"))
+
+
+def ensure_data(cfg: RunConfig) -> None:
+    """Create the embedded default data when the config asks for it and it is not there yet."""
+    if data_ready(cfg):
+        return
+    root = Path(cfg.data.root)
     if cfg.data.synthesize is None:
         raise ConfigError(f"dataset not found at {root}; give data.synthesize to create the default data",
                           source=cfg.source, key="data.root")
