@@ -14,6 +14,8 @@ rewritten from the search result. Everything lands in the run directory:
     runs/<name>/pareto.json          Pareto front over the configured objectives
     runs/<name>/generations.csv, logbook.json, search.png
     runs/<name>/best/                standalone export (arch.json, space.yaml, model.pt)
+    runs/<name>/report.html          one self-contained page about the run (`nas.jobs.report_html`)
+    runs/<name>/tb/                  TensorBoard event files (supernet/, search/; `nas.tb`)
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from nas.io import atomic_write_json, load_json, torch_load
 from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, SearchState, run_search
 from nas.search.final import Trials, final_ranking
 from nas.search.report import write_reports
+from nas.jobs.report_html import write_report
 from nas.cost.table import cost_table
 from nas.space import Arch, Bounds, SearchSpace, arch_to_json, load_space
 from nas.space.arch import arch_from_json, reference_arch
@@ -142,6 +145,7 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
     write_reports(run_dir, space, settings, result, checkpoint, cfg.seed, final)
     print("[4/4] exporting the best architecture", flush=True)
     export = export_run(cfg, None)
+    write_report(run_dir)
     best = json.loads((run_dir / "best.json").read_text())
     history = json.loads((supernet_dir(cfg) / HISTORY).read_text())
     return {"run_dir": str(run_dir), "export": str(export), "arch_id": best["arch_id"], "fitness": best["fitness"],
