@@ -51,6 +51,23 @@ def test_search_writes_one_self_contained_report_with_every_section(report_run, 
     assert "not a run directory" in capsys.readouterr().err
 
 
+def test_failed_and_retried_candidates_are_listed(report_run, tmp_path):
+    from nas.jobs.report_html import build_report
+    from nas.search.state import SearchState
+
+    run = tmp_path / "run"
+    shutil.copytree(report_run, run, ignore=shutil.ignore_patterns("best", "supernet", "tb"))
+    state = SearchState.load(run / "search" / "state.json")
+    retried, failed = list(state.evaluated)[:2]
+    state.evaluated[retried]["attempts"] = 2
+    state.evaluated[failed].update(attempts=3, error="worker died", fitness=float("-inf"))
+    state.save(run / "search" / "state.json")
+    (run / "supernet").mkdir()
+    shutil.copy(report_run / "supernet" / "history.json", run / "supernet" / "history.json")
+    failures = build_report(run).split('<section id="failures">')[1]
+    assert failures.count("<tr>") == 3 and retried in failures and failed in failures and "worker died" in failures
+
+
 def test_architecture_diagram_has_a_box_per_block_and_marks_the_output():
     choices = {"backbone.c16.0": "ir_k3_e4", "backbone.c16.1": "skip", "backbone.c24.0": "ir_k5_e6",
                "backbone.c24.1": "ir_k3_e4", "backbone.output": "c24.0", "heads.cls.channels": "32",

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import REPO, write_job_config
 from nas.cli import main
 from nas.search.state import SearchState
@@ -72,6 +74,17 @@ def test_status_of_a_finished_run_and_of_a_bad_path(tmp_path, tiny_data, capsys)
     assert main(["status", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "not a run directory" in err
+    training = tmp_path / "training"  # killed after the supernet's first epoch
+    (training / "supernet").mkdir(parents=True)
+    (training / "config.json").write_text((run_dir / "config.json").read_text())
+    history = json.loads((run_dir / "supernet" / "history.json").read_text())
+    (training / "supernet" / "history.json").write_text(json.dumps(history[:1]))
+    assert main(["status", str(training)]) == 0
+    text = capsys.readouterr().out
+    assert "stage     supernet training, epoch 2 of 2" in text and "resumable yes" in text
+    assert main(["status", str(training), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["eta_s"] == pytest.approx(history[0]["seconds"], abs=0.05) and status["search"] is None
     broken = tmp_path / "broken"
     (broken / "search").mkdir(parents=True)
     (broken / "config.json").write_text((run_dir / "config.json").read_text())

@@ -67,3 +67,24 @@ def test_sstrack_schedule_is_logged_and_no_tb_writes_nothing(tmp_path, tiny_data
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in history]
     again = json.loads((tmp_path / "b" / "supernet" / "history.json").read_text())
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in again] == strip
+
+
+def test_search_events_change_no_result(tmp_path):
+    """The same toy search with and without event files: the same state, candidate for candidate."""
+    from conftest import TINY_SPACE
+    from nas.search import LocalEvaluator, SearchSettings, run_search
+    from nas.search.toy import ToyFactory
+    from nas.space import load_space
+
+    space = load_space(TINY_SPACE)
+    settings = SearchSettings(population=8, top_k=3, mutations=4, crossovers=4, generations=3)
+    states = []
+    for name, events in (("with", tmp_path / "tb"), ("without", None)):
+        result = run_search(space, settings, LocalEvaluator(ToyFactory(str(TINY_SPACE))), tmp_path / f"{name}.json",
+                            progress=False, events=events)
+        state = SearchState.load(result.state_path)
+        states.append((state.logbook, state.evaluated, state.parents))
+    assert states[0] == states[1]
+    scalars, texts = read_events(tmp_path / "tb")
+    assert len(scalars["candidate/fitness"]) == len(states[0][1]) == 24
+    assert [step for step, _ in texts["generation/candidates/text_summary"]] == [0, 1, 2]

@@ -11,7 +11,9 @@ import base64
 import html
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nas.config import load_run_config
 from nas.errors import ConfigError
@@ -19,6 +21,9 @@ from nas.io import atomic_write_text, load_json
 from nas.search.report import figure_png, floor_lines, plot_accuracy_flops, plot_fitness
 from nas.search.state import SearchState
 from nas.train.supernet_trainer import HISTORY
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 REPORT = "report.html"
 SECTIONS = {"config": "Config and provenance", "training": "Supernet training",
@@ -47,7 +52,7 @@ def _table(header: list[str] | None, rows: list[list]) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def _figure(draw, *panels: str, width: float = 11) -> str:
+def _figure(draw: Callable[[list[Axes]], None], *panels: str, width: float = 11) -> str:
     """An inline PNG of `draw(axes)` with one axis per panel title (Agg backend, no display)."""
     import matplotlib
 
@@ -135,7 +140,7 @@ def build_report(run_dir: str | Path) -> str:
                                ["config file", cfg.source]])
     config += f"<details><summary>resolved config</summary><pre>{html.escape(json.dumps(cfg.to_dict(), indent=2))}</pre></details>"
 
-    def curves(axes) -> None:
+    def curves(axes: list[Axes]) -> None:
         epochs = [r["epoch"] for r in history]
         for key in ("loss", "cls", "reg"):
             axes[0].plot(epochs, [r[key] for r in history], marker="o", label=key)

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,10 @@ from nas.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.search.evolution import Candidate, SearchResult
 from nas.search.state import SearchSettings
 from nas.space import SearchSpace, arch_to_json
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 LOG_FIELDS = ("gen", "evals", "failed", "best", "mean", "median", "best_so_far", "best_arch")
 
@@ -82,7 +87,7 @@ def floor_lines(final: dict | None) -> dict[str, float]:
     return floors
 
 
-def plot_fitness(ax, logbook: list[dict], floors: dict[str, float]) -> None:
+def plot_fitness(ax: Axes, logbook: list[dict], floors: dict[str, float]) -> None:
     """Best, mean, median and best-so-far fitness per generation, with the floors as lines."""
     gens = [row["gen"] for row in logbook]
     for key in ("best", "mean", "median", "best_so_far"):
@@ -93,7 +98,7 @@ def plot_fitness(ax, logbook: list[dict], floors: dict[str, float]) -> None:
     ax.legend()
 
 
-def plot_accuracy_flops(ax, evaluated: list[dict], front: list[dict], reference: dict | None) -> None:
+def plot_accuracy_flops(ax: Axes, evaluated: list[dict], front: list[dict], reference: dict | None) -> None:
     """Every evaluated candidate and the Pareto front (records with `fitness` and `metrics.flops`), and the
     reference architecture (final.json's entry, when it carries its cost) marked at its search fitness."""
     done = [c for c in evaluated if c.get("fitness") is not None and np.isfinite(c["fitness"])]
@@ -108,7 +113,7 @@ def plot_accuracy_flops(ax, evaluated: list[dict], front: list[dict], reference:
     ax.legend()
 
 
-def figure_png(fig) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     """A matplotlib figure as PNG bytes (closed afterwards)."""
     import matplotlib.pyplot as plt
 
