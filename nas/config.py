@@ -61,7 +61,7 @@ from typing import Any
 
 from nas.data.synth import DEFAULT_FRAMES, DEFAULT_SEQUENCES, DEFAULT_SIZE, DEFAULT_VAL_FRACTION, check_args
 from nas.errors import ConfigError
-from nas.io import load_yaml
+from nas.io import load_json, load_yaml
 from nas.space.spec import Bounds, parse_quantity
 
 
@@ -150,6 +150,22 @@ class RunConfig:
     def from_dict(cls, obj: dict) -> "RunConfig":
         return cls(**{**obj, "data": DataConfig(**obj["data"]), "supernet": SupernetConfig(**obj["supernet"]),
                       "fitness": FitnessConfig(**obj.get("fitness", {})), "search": SearchConfig(**obj.get("search", {}))})
+
+
+RUN_CONFIG = "config.json"
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    """The resolved config a run wrote into its directory (`runs/<name>/config.json`): the one way the
+    commands that look at a run (export, status, report) find it, with one-line errors for a wrong path."""
+    saved = Path(run_dir) / RUN_CONFIG
+    if not saved.is_file():
+        raise ConfigError(f"not a run directory ({RUN_CONFIG} is missing)", source=str(run_dir))
+    try:
+        return RunConfig.from_dict(load_json(saved, error=ConfigError, what="run config"))
+    except (TypeError, KeyError, AttributeError) as err:
+        raise ConfigError(f"expected the run config tracknas wrote, got one it cannot use ({err})",
+                          source=str(saved)) from None
 
 
 _TOP = {"name", "space", "seed", "output", "data", "supernet", "fitness", "search"}

@@ -78,6 +78,22 @@ def write_train_config(path: Path, data_root: Path, output: Path, **supernet) ->
     return path
 
 
+def write_job_config(path: Path, data: Path, out: Path, **search) -> str:
+    """A `tracknas search` config for the tiny space (2 epochs, 2 generations of 6 candidates);
+    `search` overrides the search section."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({
+        "name": "job", "space": str(TINY_SPACE), "seed": 0, "output": str(out),
+        "data": {"root": str(data), "split": "train"},
+        "supernet": {"epochs": 2, "pairs_per_epoch": 32, "batch_size": 8, "lr": 0.02, "warmup_epochs": 0,
+                     "end_lr": 0.005},
+        "fitness": {"bn_batches": 2, "bn_batch_size": 8, "max_sequences": 2, "max_frames": 10},
+        "search": {"population": 6, "top_k": 3, "mutations": 3, "crossovers": 3, "generations": 2,
+                   "bounds": {"flops": "9M"}, **search}}))
+    return str(path)
+
+
 @pytest.fixture
 def one_torch_thread():
     """Torch on one intra-op thread (other engineers share the machine; float summation order fixed),

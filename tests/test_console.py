@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import REPO, TINY_SPACE, write_train_config
+from conftest import REPO, TINY_SPACE, write_job_config, write_train_config
 from nas.progress import Progress
+from tbevents import read_events
 
 RAY_INTERNAL = re.compile(
     r"core_worker|raylet|gcs_|\(RayTrainWorker|\(TrainController|\(PlacementGroupCleaner|\(_FitnessActor|"
@@ -32,17 +32,10 @@ PROGRESS = re.compile(r"^(supernet epoch|epoch \d|search gen|re-scoring)")
 @pytest.mark.slow
 def test_two_worker_search_console_is_quiet_and_prints_each_line_once(tmp_path, tiny_data):
     run_dir = tmp_path / "run"
-    config = tmp_path / "job.yaml"
-    config.write_text(yaml.safe_dump({
-        "name": "console", "space": str(TINY_SPACE), "seed": 0, "output": str(run_dir),
-        "data": {"root": str(tiny_data), "split": "train"},
-        "supernet": {"epochs": 2, "pairs_per_epoch": 32, "batch_size": 8, "lr": 0.02, "warmup_epochs": 0,
-                     "end_lr": 0.005},
-        "fitness": {"bn_batches": 2, "bn_batch_size": 8, "max_sequences": 2, "max_frames": 10},
-        "search": {"population": 4, "top_k": 2, "mutations": 2, "crossovers": 2, "generations": 2,
-                   "bounds": {"flops": "9M"}}}))
+    config = write_job_config(tmp_path / "job.yaml", tiny_data, run_dir, population=4, top_k=2, mutations=2,
+                              crossovers=2)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "nas.cli", "search", str(config), "--workers", "2"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "nas.cli", "search", config, "--workers", "2"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
@@ -62,6 +55,9 @@ def test_two_worker_search_console_is_quiet_and_prints_each_line_once(tmp_path, 
     assert len(sessions) == 2, sorted(logs.iterdir())  # supernet training, then the actor pool
     assert all(p.is_dir() and not p.is_symlink() and any(p.glob("worker-*.out")) for p in sessions)
     assert (logs / "ray-driver.log").is_file()
+    # rank 0 is a Ray Train worker: its TensorBoard events still land in the run directory
+    scalars, _ = read_events(run_dir / "tb" / "supernet")
+    assert [step for step, _ in scalars["epoch/loss"]] == [1, 2]
 
 
 class _Terminal(io.StringIO):

@@ -19,7 +19,7 @@ PACKAGES = ("nas", "trackers")
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("nas", "nas.errors", "nas.io", "nas.progress", "nas.argtypes", "nas.procs", "nas.raytools",
-              "nas.raytrain")),
+              "nas.raytrain", "nas.tb")),
     ("dsl", ("nas.dsl.grammar", "nas.dsl.reader")),
     ("data", ("nas.data",)),
     ("ops", ("nas.ops",)),

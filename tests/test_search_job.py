@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import TINY_SPACE
+from conftest import TINY_SPACE, write_job_config
 from nas.cli import main
 from nas.config import load_config
 from nas.cost.table import cost_table
@@ -19,22 +19,10 @@ from nas.supernet import Supernet
 from trackers.lighttrack.export import load_export
 
 
-def _job_config(path, data, out, **search) -> str:
-    path.write_text(yaml.safe_dump({
-        "name": "job", "space": str(TINY_SPACE), "seed": 0, "output": str(out),
-        "data": {"root": str(data), "split": "train"},
-        "supernet": {"epochs": 2, "pairs_per_epoch": 32, "batch_size": 8, "lr": 0.02, "warmup_epochs": 0,
-                     "end_lr": 0.005},
-        "fitness": {"bn_batches": 2, "bn_batch_size": 8, "max_sequences": 2, "max_frames": 10},
-        "search": {"population": 6, "top_k": 3, "mutations": 3, "crossovers": 3, "generations": 2,
-                   "bounds": {"flops": "9M"}, **search}}))
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_data):
     tmp = tmp_path_factory.mktemp("job")
-    config = _job_config(tmp / "job.yaml", tiny_data, tmp / "run")
+    config = write_job_config(tmp / "job.yaml", tiny_data, tmp / "run")
     assert main(["search", config]) == 0
     return load_config(config), tmp / "run"
 
@@ -162,7 +150,7 @@ def test_resume_with_changed_search_settings_keeps_the_trained_supernet(finished
     saved = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps({**saved, "output": str(copy)}))
     digest = file_sha256(copy / "supernet" / "last.pt")
-    changed = _job_config(tmp_path / "changed.yaml", tiny_data, copy)
+    changed = write_job_config(tmp_path / "changed.yaml", tiny_data, copy)
     data = yaml.safe_load(open(changed))
     data["fitness"]["max_frames"] = 8
     yaml.safe_dump(data, open(changed, "w"))

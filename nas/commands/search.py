@@ -35,7 +35,7 @@ def _search(args: argparse.Namespace) -> int:
         raise ConfigError(f"expected --workers >= 0, got {args.workers}", key="--workers")
     cfg = load_config(args.config)
     validate_run(cfg, search=True)
-    summary = run_job(cfg, workers=args.workers, address=args.address, resume=args.resume)
+    summary = run_job(cfg, workers=args.workers, address=args.address, resume=args.resume, tb=args.tb)
     print(f"best architecture {summary['arch_id']}: {summary['flops'] / 1e6:.1f} MFLOPs, "
           f"{summary['params'] / 1e6:.3f} M params ({summary['evaluated']} candidates evaluated)")
     print(f"run directory {summary['run_dir']}; standalone export {summary['export']}")
@@ -64,19 +64,9 @@ def summary_line(summary: dict) -> str:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from nas.config import RunConfig
-    from nas.errors import ConfigError
-    from nas.io import load_json
+    from nas.config import load_run_config
     from nas.jobs.search import export_run
 
-    saved = args.run_dir / "config.json"
-    if not saved.is_file():
-        raise ConfigError("not a run directory (config.json is missing)", source=str(args.run_dir))
-    try:
-        cfg = RunConfig.from_dict(load_json(saved, error=ConfigError, what="run config"))
-    except (TypeError, KeyError, AttributeError) as err:
-        raise ConfigError(f"expected the run config tracknas wrote, got one it cannot use ({err})",
-                          source=str(saved)) from None
-    out = export_run(cfg, args.arch_id, onnx=args.onnx, out_dir=args.out)
+    out = export_run(load_run_config(args.run_dir), args.arch_id, onnx=args.onnx, out_dir=args.out)
     print(f"exported to {out}")
     return 0

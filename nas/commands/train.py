@@ -8,11 +8,13 @@ from nas.argtypes import int_range
 
 
 def add_run_arguments(p: argparse.ArgumentParser, *, workers_help: str, resume_help: str) -> None:
-    """CONFIG, --workers, --address, --resume: shared by the commands that run a config."""
+    """CONFIG, --workers, --address, --resume, --no-tb: shared by the commands that run a config."""
     p.add_argument("config", type=Path, help="run config YAML (see nas/config.py; runs/quickstart.yaml)")
     p.add_argument("--workers", type=int_range(0, 256), default=0, help=f"{workers_help}; 0 = in-process (default)")
     p.add_argument("--address", help="join an existing Ray cluster (default: a private loopback instance)")
     p.add_argument("--resume", action="store_true", help=resume_help)
+    p.add_argument("--no-tb", dest="tb", action="store_false",
+                   help="write no TensorBoard event files (default: under runs/<name>/tb/)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +31,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     validate_run(cfg, search=False)
-    history = launch(cfg, workers=args.workers, address=args.address, resume=args.resume)
+    history = launch(cfg, workers=args.workers, address=args.address, resume=args.resume, tb=args.tb)
     last = history[-1]
     print(f"supernet trained: {len(history)} epochs, final loss {last['loss']:.4f}; "
           f"checkpoint {supernet_dir(cfg) / 'last.pt'}")

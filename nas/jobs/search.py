@@ -14,6 +14,8 @@ rewritten from the search result. Everything lands in the run directory:
     runs/<name>/pareto.json          Pareto front over the configured objectives
     runs/<name>/generations.csv, logbook.json, search.png
     runs/<name>/best/                standalone export (arch.json, space.yaml, model.pt)
+    runs/<name>/report.html          one self-contained page about the run (`nas.jobs.report_html`)
+    runs/<name>/tb/                  TensorBoard event files (supernet/, search/; `nas.tb`)
 """
 from __future__ import annotations
 
@@ -26,11 +28,13 @@ from nas.cost.table import cost_table
 from nas.errors import ConfigError
 from nas.fitness.supernet_fitness import FitnessSpec, SupernetFitness, identity_scores
 from nas.io import atomic_write_json, load_json, torch_load
+from nas.jobs.report_html import write_report
 from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, SearchState, run_search
 from nas.search.final import Trials, final_ranking
 from nas.search.report import write_reports
 from nas.space import Arch, Bounds, SearchSpace, arch_to_json, load_space
 from nas.space.arch import arch_from_json, reference_arch
+from nas.tb import tb_dir
 from nas.train.supernet_trainer import CHECKPOINT, HISTORY, ensure_data, launch, run_log_dir, supernet_dir
 from trackers.lighttrack.export import write_export
 
@@ -104,15 +108,17 @@ def supernet_finished(cfg: RunConfig) -> bool:
     return path.is_file() and int(torch_load(path)["epoch"]) >= cfg.supernet.epochs
 
 
-def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False) -> dict:
-    """Run (or resume) the whole job; returns a summary of the best architecture."""
+def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False,
+            tb: bool = True) -> dict:
+    """Run (or resume) the whole job; returns a summary of the best architecture. `tb`: TensorBoard event
+    files under `runs/<name>/tb/` (`nas.tb`)."""
     space = load_space(cfg.space)
     settings = search_settings(cfg, space)
     run_dir = _check_run_dir(cfg, resume)
     ensure_data(cfg)
     if not supernet_finished(cfg):
         print(f"[1/4] training the supernet ({cfg.supernet.epochs} epochs)", flush=True)
-        launch(cfg, workers=workers, address=address, resume=True)
+        launch(cfg, workers=workers, address=address, resume=True, tb=tb)
     else:
         print("[1/4] supernet already trained", flush=True)
     print(f"[2/4] searching: {settings.algorithm}, {settings.generations} generations, "
@@ -121,7 +127,8 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
     evaluator = LocalEvaluator(spec) if workers == 0 else RayPoolEvaluator(
         spec, workers, address, num_cpus=None if address else workers, log_dir=run_log_dir(cfg))
     try:
-        result = run_search(space, settings, evaluator, run_dir / "search" / "state.json", resume=resume)
+        result = run_search(space, settings, evaluator, run_dir / "search" / "state.json", resume=resume,
+                            events=tb_dir(run_dir, "search", tb))
         if result.best is None:
             raise ConfigError("every candidate failed to evaluate; see the errors in search/state.json",
                               source=str(run_dir))
@@ -138,6 +145,7 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
     write_reports(run_dir, space, settings, result, checkpoint, cfg.seed, final)
     print("[4/4] exporting the best architecture", flush=True)
     export = export_run(cfg, None)
+    write_report(run_dir)
     best = json.loads((run_dir / "best.json").read_text())
     history = json.loads((supernet_dir(cfg) / HISTORY).read_text())
     return {"run_dir": str(run_dir), "export": str(export), "arch_id": best["arch_id"], "fitness": best["fitness"],

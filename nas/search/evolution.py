@@ -34,6 +34,7 @@ from nas.search.evaluators import EvalOutcome, Evaluator
 from nas.search.operators import Variation
 from nas.search.state import Genotype, SearchSettings, SearchState
 from nas.space import Arch, SearchSpace
+from nas.tb import EventLog
 
 _PURPOSES = {"init": 0, "mutation": 1, "crossover": 2, "fill": 3}
 _LOG_FIELDS = ("gen", "evals", "failed", "best", "mean", "median", "best_so_far", "best_arch")
@@ -90,9 +91,10 @@ def _individual_class(weights: tuple[float, ...]) -> type:
 
 class _Search:
     def __init__(self, space: SearchSpace, settings: SearchSettings, evaluator: Evaluator, state: SearchState,
-                 state_path: Path, progress: bool):
+                 state_path: Path, progress: bool, events: Path | None = None):
         self.space, self.settings, self.evaluator = space, settings, evaluator
         self.state, self.state_path, self.progress = state, state_path, progress
+        self.tb = EventLog(events)
         self.table = cost_table(space)
         self._archs: dict[Genotype, Arch] = {}
         self.variation = Variation(space, settings.bounds, settings.mutation_prob, settings.max_retries)
@@ -166,6 +168,8 @@ class _Search:
         self.state.evaluated[aid] = SearchState.record(outcome.genotype, outcome.fitness, metrics, cost,
                                                        outcome.attempts, outcome.error, self.state.generation)
         self.state.save(self.state_path)
+        self.tb.scalars(len(self.state.evaluated) - 1, {"candidate/fitness": outcome.fitness,
+                                                        "candidate/mflops": cost["flops"] / 1e6})
         return aid
 
     def evaluate_pending(self) -> None:
@@ -198,6 +202,12 @@ class _Search:
                  "best_so_far": best.fitness if best else None, "best_arch": best.arch_id if best else None}
         self.logbook.record(**entry)
         state.logbook.append(entry)
+        self.tb.scalars(state.generation, {f"generation/{key}": entry[key]
+                                           for key in ("best", "mean", "median", "best_so_far", "failed")})
+        genes = [gene.name for gene in self.space.genes]
+        self.tb.table("generation/candidates", state.generation, ["arch_id", *genes, "fitness"],
+                      [[aid, *self.arch(state.evaluated[aid]["genotype"]).choices.values(), f"{score:.4f}"]
+                       for aid, score in zip(batch, scores)])
         state.timings.append({"gen": state.generation, "seconds": round(seconds, 3)})
         state.generation += 1
         state.pending = []
@@ -221,14 +231,17 @@ class _Search:
 
     def run(self) -> SearchResult:
         state = self.state
-        while state.generation < self.settings.generations:
-            started = time.monotonic()
-            if not state.pending:
-                state.pending = self.plan()
+        try:
+            while state.generation < self.settings.generations:
+                started = time.monotonic()
+                if not state.pending:
+                    state.pending = self.plan()
+                    state.save(self.state_path)
+                self.evaluate_pending()
+                self.close_generation(time.monotonic() - started)
                 state.save(self.state_path)
-            self.evaluate_pending()
-            self.close_generation(time.monotonic() - started)
-            state.save(self.state_path)
+        finally:
+            self.tb.close()
         if not state.done:
             state.done = True
             state.save(self.state_path)
@@ -237,8 +250,9 @@ class _Search:
 
 
 def run_search(space: SearchSpace, settings: SearchSettings, evaluator: Evaluator, state_path: str | Path, *,
-               resume: bool = False, progress: bool = True) -> SearchResult:
-    """Run (or with `resume=True` continue) a search whose state lives at `state_path`.
+               resume: bool = False, progress: bool = True, events: Path | None = None) -> SearchResult:
+    """Run (or with `resume=True` continue) a search whose state lives at `state_path`; given `events`,
+    TensorBoard scalars per candidate (step = evaluation index) and per generation go there (`nas.tb`).
 
     A new search refuses to overwrite an existing state file; resuming a finished search evaluates
     nothing and returns its result. The evaluator is not closed here (the caller owns it).
@@ -253,4 +267,4 @@ def run_search(space: SearchSpace, settings: SearchSettings, evaluator: Evaluato
                           "another path", source=str(state_path))
     else:
         state = SearchState.fresh(space, settings)
-    return _Search(space, settings, evaluator, state, state_path, progress).run()
+    return _Search(space, settings, evaluator, state, state_path, progress, events).run()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.cost.table import cost_table
 from nas.errors import TrackNASError
 from nas.io import atomic_write_json
 from nas.progress import Progress
@@ -97,7 +98,8 @@ def final_ranking(evaluator: Evaluator, result: SearchResult, *, top_k: int, tri
     report = {"key": key, "candidates": candidates,
               "identity": summarize(identity_runs),
               "reference_arch": ({"name": reference[0], "arch_id": reference[1].arch_id, "genotype":
-                                  list(reference[1].genotype), **summarize(runs[tuple(reference[1].genotype)])}
+                                  list(reference[1].genotype), "cost": cost_table(reference[1].space).cost(reference[1]),
+                                  **summarize(runs[tuple(reference[1].genotype)])}
                                  if reference else None)}
     best = max(candidates, key=lambda c: c["fitness"])  # ties: the first, i.e. the higher search fitness
     report["best_genotype"] = best["genotype"]

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,10 @@ from nas.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from nas.search.evolution import Candidate, SearchResult
 from nas.search.state import SearchSettings
 from nas.space import SearchSpace, arch_to_json
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 LOG_FIELDS = ("gen", "evals", "failed", "best", "mean", "median", "best_so_far", "best_arch")
 
@@ -67,38 +72,67 @@ def write_reports(run_dir: Path, space: SearchSpace, settings: SearchSettings, r
     writer.writeheader()
     writer.writerows(result.logbook)
     atomic_write_text(run_dir / "generations.csv", buffer.getvalue())
-    floors = {}
+    _plot(run_dir, result, final)
+    return provenance
+
+
+def floor_lines(final: dict | None) -> dict[str, float]:
+    """Label -> search fitness of the identity tracker and the reference architecture (the same frames as
+    each candidate's search fitness): the horizontal lines of a fitness-per-generation plot."""
+    floors: dict[str, float] = {}
     if final:
         floors["identity"] = final["identity"]["fitness_search"]
         if final["reference_arch"]:
             floors[f"reference ({final['reference_arch']['name']})"] = final["reference_arch"]["fitness_search"]
-    _plot(run_dir, result, floors)
-    return provenance
+    return floors
 
 
-def _plot(run_dir: Path, result: SearchResult, floors: dict[str, float]) -> None:
+def plot_fitness(ax: Axes, logbook: list[dict], floors: dict[str, float]) -> None:
+    """Best, mean, median and best-so-far fitness per generation, with the floors as lines."""
+    gens = [row["gen"] for row in logbook]
+    for key in ("best", "mean", "median", "best_so_far"):
+        ax.plot(gens, [row[key] if row[key] is not None else np.nan for row in logbook], marker="o", label=key)
+    for (label, value), style in zip(floors.items(), ("k--", "m:")):
+        ax.axhline(value, color=style[0], linestyle=style[1:], label=f"{label} {value:.3f}")
+    ax.set(xlabel="generation", ylabel="fitness", title="fitness per generation (floors: same frames)")
+    ax.legend()
+
+
+def plot_accuracy_flops(ax: Axes, evaluated: list[dict], front: list[dict], reference: dict | None) -> None:
+    """Every evaluated candidate and the Pareto front (records with `fitness` and `metrics.flops`), and the
+    reference architecture (final.json's entry, when it carries its cost) marked at its search fitness."""
+    done = [c for c in evaluated if c.get("fitness") is not None and np.isfinite(c["fitness"])]
+    ax.scatter([c["metrics"]["flops"] / 1e6 for c in done], [c["fitness"] for c in done], s=12, alpha=0.5,
+               label="evaluated")
+    front = sorted(front, key=lambda c: c["metrics"]["flops"])
+    ax.plot([c["metrics"]["flops"] / 1e6 for c in front], [c["fitness"] for c in front], "r-o", label="Pareto front")
+    if reference is not None and "cost" in reference:
+        ax.scatter([reference["cost"]["flops"] / 1e6], [reference["fitness_search"]], marker="*", s=160, c="k",
+                   zorder=3, label=f"reference ({reference['name']})")
+    ax.set(xlabel="MFLOPs (per frame)", ylabel="fitness", title="accuracy vs FLOPs")
+    ax.legend()
+
+
+def figure_png(fig: Figure) -> bytes:
+    """A matplotlib figure as PNG bytes (closed afterwards)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _plot(run_dir: Path, result: SearchResult, final: dict | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    gens = [row["gen"] for row in result.logbook]
-    for key in ("best", "mean", "median", "best_so_far"):
-        left.plot(gens, [row[key] if row[key] is not None else np.nan for row in result.logbook], marker="o", label=key)
-    for (label, value), style in zip(floors.items(), ("k--", "m:")):
-        left.axhline(value, color=style[0], linestyle=style[1:], label=f"{label} {value:.3f}")
-    left.set(xlabel="generation", ylabel="fitness", title="fitness per generation (floors: same frames)")
-    left.legend()
-    done = [c for c in result.evaluated.values() if c.get("fitness") is not None and np.isfinite(c["fitness"])]
-    right.scatter([c["metrics"]["flops"] / 1e6 for c in done], [c["fitness"] for c in done], s=12, alpha=0.5,
-                  label="evaluated")
-    front = sorted(result.pareto, key=lambda c: c.metrics["flops"])
-    right.plot([c.metrics["flops"] / 1e6 for c in front], [c.fitness for c in front], "r-o", label="Pareto front")
-    right.set(xlabel="MFLOPs (per frame)", ylabel="fitness", title="accuracy vs FLOPs")
-    right.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(run_dir / "search.png", buffer.getvalue())
+    plot_fitness(left, result.logbook, floor_lines(final))
+    plot_accuracy_flops(right, list(result.evaluated.values()),
+                        [{"fitness": c.fitness, "metrics": c.metrics} for c in result.pareto],
+                        final["reference_arch"] if final else None)
+    atomic_write_bytes(run_dir / "search.png", figure_png(fig))

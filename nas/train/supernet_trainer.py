@@ -43,6 +43,7 @@ from nas.io import atomic_torch_save, atomic_write_json, torch_load
 from nas.progress import Progress
 from nas.space import Arch, load_space
 from nas.supernet import Supernet
+from nas.tb import EventLog, tb_dir
 from nas.train.lr import epoch_lr
 from nas.train.paths import PathSampler
 from nas.train.sstrack import SSTrackSchedule, make_interval_strategy
@@ -62,14 +63,20 @@ def run_log_dir(cfg: RunConfig) -> Path:
     return Path(cfg.output) / "logs"
 
 
-def ensure_data(cfg: RunConfig) -> None:
-    """Create the embedded default data when the config asks for it and it is not there yet."""
+def data_ready(cfg: RunConfig) -> bool:
+    """The config's data is there: a non-empty folder, or a complete synthesis (each split's list.txt is
+    written last)."""
     root = Path(cfg.data.root)
     if cfg.data.synthesize is None:
-        if root.is_dir() and any(root.iterdir()):
-            return
-    elif all((root / split / "list.txt").is_file() for split in ("train", "val")):
-        return  # complete: each split's list.txt is written last
+        return root.is_dir() and any(root.iterdir())
+    return all((root / split / "list.txt").is_file() for split in ("train", "val"))
+
+
+def ensure_data(cfg: RunConfig) -> None:
+    """Create the embedded default data when the config asks for it and it is not there yet."""
+    if data_ready(cfg):
+        return
+    root = Path(cfg.data.root)
     if cfg.data.synthesize is None:
         raise ConfigError(f"dataset not found at {root}; give data.synthesize to create the default data",
                           source=cfg.source, key="data.root")
@@ -144,10 +151,10 @@ def supernet_target(cfg: RunConfig) -> TrainTarget:
 
 def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, world: int = 1,
           resume: bool = False, report: Callable[[dict], Any] | None = None, progress: bool = True,
-          log: TextIO | None = None) -> list[dict]:
+          log: TextIO | None = None, events: Path | None = None) -> list[dict]:
     """Train `target` (default: the config's supernet) with the config's `supernet` hyper-parameters;
     returns the per-epoch history (identical on every rank). Rank 0 writes progress and epoch lines to
-    `log` (default: the terminal)."""
+    `log` (default: the terminal) and, given `events`, TensorBoard scalars there (`nas.tb`)."""
     sc = cfg.supernet
     shards = max(sc.shards, world)
     if shards % world or sc.batch_size % shards:
@@ -187,6 +194,7 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
     steps = sc.pairs_per_epoch // sc.batch_size
     shard_size = sc.batch_size // shards
     my_shards = range(rank * shards // world, (rank + 1) * shards // world)
+    tb = EventLog(events if rank == 0 else None)
     for epoch in range(start_epoch, sc.epochs):
         started = time.monotonic()
         pairs.set_epoch(epoch)
@@ -227,6 +235,8 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
             cls_parts.append(float(stats[1]))
             reg_parts.append(float(stats[2]))
             flops.append(table.flops(arch))
+            tb.scalars(epoch * steps + step, {"step/loss": losses[-1], "step/cls": cls_parts[-1],
+                                              "step/reg": reg_parts[-1], "step/lr": lr})
             bar.update(note=f"loss {np.mean(losses):.4f}")
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "cls": float(np.mean(cls_parts)),
                   "reg": float(np.mean(reg_parts)), "lr": lr, "backbone_frozen": frozen, "steps": steps,
@@ -235,6 +245,7 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
         if schedule is not None:
             record["schedule"] = schedule.update_epoch(_gather(bins, world), _gather(ious, world))
         history.append(record)
+        _log_epoch(tb, record)
         if rank == 0:
             atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "schedule": schedule.state_dict() if schedule is not None else None,
@@ -246,7 +257,19 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
                   f"reg {record['reg']:.4f}) lr {lr:.2e} {record['seconds']:.1f}s", file=log or sys.stdout, flush=True)
         if report is not None:
             report({k: v for k, v in record.items() if not isinstance(v, dict)})
+    tb.close()
     return history
+
+
+def _log_epoch(tb: EventLog, record: dict) -> None:
+    """An epoch's mean losses and lr, and SSTrack's per-bin q, Gamma, p and its tau, d (when scheduled)."""
+    epoch = record["epoch"]
+    tb.scalars(epoch, {f"epoch/{key}": record[key] for key in ("loss", "cls", "reg", "lr", "seconds")})
+    schedule = record.get("schedule")
+    if schedule is not None:
+        tb.scalars(epoch, {"sstrack/tau": schedule["tau"], "sstrack/d": schedule["d"]})
+        for key in ("q", "gamma", "p"):
+            tb.scalars(epoch, {f"sstrack/{key}/bin{i}": value for i, value in enumerate(schedule[key])})
 
 
 _WORKER_CPUS = 1
@@ -269,7 +292,8 @@ def _ray_worker(config: dict) -> None:
     path = supernet_dir(cfg) / PROGRESS_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") if rank == 0 else open(os.devnull, "w") as log:
-        train(cfg, rank=rank, world=ctx.get_world_size(), resume=config["resume"], report=ray.train.report, log=log)
+        train(cfg, rank=rank, world=ctx.get_world_size(), resume=config["resume"], report=ray.train.report, log=log,
+              events=Path(config["events"]) if config["events"] else None)
 
 
 class _Relay(threading.Thread):
@@ -301,16 +325,19 @@ class _Relay(threading.Thread):
         self.pump()
 
 
-def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False) -> list[dict]:
-    """Train in-process (`workers == 0`) or on `workers` Ray Train workers (local or at `address`)."""
+def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False,
+           tb: bool = True) -> list[dict]:
+    """Train in-process (`workers == 0`) or on `workers` Ray Train workers (local or at `address`); `tb`:
+    TensorBoard event files under `runs/<name>/tb/supernet/` (rank 0 writes them, a worker on Ray)."""
     if workers < 0:
         raise ConfigError(f"expected --workers >= 0, got {workers}", key="--workers")
     if not resume and (supernet_dir(cfg) / CHECKPOINT).is_file():
         raise ConfigError(f"{supernet_dir(cfg) / CHECKPOINT} exists; pass --resume to continue that run or "
                           "choose another name/output", source=cfg.source, key="output")
     ensure_data(cfg)
+    events = tb_dir(cfg.output, "supernet", tb)
     if workers == 0:
-        return train(cfg, resume=resume)
+        return train(cfg, resume=resume, events=events)
     import uuid
 
     from nas.raytools import init_ray, ray_failure, ray_log_dir, shutdown_ray
@@ -328,7 +355,8 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
     print(f"training on {workers} Ray workers (Ray's logs: {ray_log_dir()})", flush=True)
     try:
         trainer = TorchTrainer(
-            _ray_worker, train_loop_config={"run": cfg.to_dict(), "resume": resume},
+            _ray_worker, train_loop_config={"run": cfg.to_dict(), "resume": resume,
+                                                "events": str(events.resolve()) if events else None},
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=cuda, resources_per_worker={"CPU": _WORKER_CPUS}),
             torch_config=torch_config("nccl" if cuda else "gloo", address),
             run_config=RayRunConfig(name=f"train-supernet-{uuid.uuid4().hex[:8]}",
