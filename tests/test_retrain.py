@@ -16,6 +16,7 @@ from nas.jobs.retrain import subnet_target
 from nas.space import load_space, save_arch
 from nas.supernet import Supernet
 from nas.train.supernet_trainer import train
+from tbevents import read_events
 from trackers.lighttrack.export import load_export
 
 
@@ -44,6 +45,9 @@ def test_retrain_end_to_end_writes_an_evaluated_export(retrain_config):
     trained = torch.load(out / "last.pt", weights_only=True)
     for key, value in model.state_dict().items():
         assert torch.equal(value, trained["model"][f"subnet.{key}"]), key
+    scalars, _ = read_events(out / "tb")  # retraining logs as supernet training does
+    history = json.loads((out / "history.json").read_text())
+    assert [value for _, value in scalars["epoch/loss"]] == pytest.approx([h["loss"] for h in history])
 
 
 def test_supernet_init_starts_from_the_inherited_weights(retrain_config, tmp_path):
@@ -80,5 +84,7 @@ def test_tune_sweep_keeps_the_best_trial(retrain_config, tmp_path):
     trials = sorted((tmp_path / "sweep" / "trials").iterdir())
     assert len(trials) == 2
     losses = {t.name: json.loads((t / "history.json").read_text())[-1]["loss"] for t in trials}
+    for trial in trials:  # each Tune trial logs its own curves
+        assert read_events(trial / "tb")[0]["epoch/loss"][-1][1] == pytest.approx(losses[trial.name])
     assert summary["tuned"]["loss"] == pytest.approx(min(losses.values()))
     assert 0.0 <= summary["metrics"]["ao"] <= 1.0

@@ -28,6 +28,7 @@ from nas.io import atomic_write_json, torch_load
 from nas.progress import Progress
 from nas.space import Arch
 from nas.supernet import Supernet
+from nas.tb import TB_DIR
 from nas.train.supernet_trainer import CHECKPOINT, TrainTarget, run_log_dir, supernet_dir, train
 from trackers.lighttrack.export import write_export
 from trackers.lighttrack.model import LightTrackSubnet, build_subnet
@@ -101,7 +102,7 @@ def _sweep(cfg: RunConfig, arch: Arch, init: str, out_dir: Path, trials: int, wo
         trial_dir = out_dir / "trials" / tune.get_context().get_trial_id()
         trial_cfg = replace(cfg, supernet=replace(sc, lr=params["lr"], weight_decay=params["weight_decay"]))
         train(trial_cfg, target=subnet_target(trial_cfg, arch, init, trial_dir), progress=False,
-              report=lambda record: tune.report({"loss": record["loss"], "epoch": record["epoch"],
+              events=trial_dir / TB_DIR, report=lambda record: tune.report({"loss": record["loss"], "epoch": record["epoch"],
                                                   "trial_dir": str(trial_dir)}))
 
     class TrialProgress(tune.Callback):
@@ -150,7 +151,7 @@ def retrain(cfg: RunConfig, arch: Arch, arch_json: dict, *, init: str = "scratch
     if tune_trials:
         trained_dir, tuned = _sweep(cfg, arch, init, out_dir, tune_trials, workers, address)
     else:
-        train(cfg, target=subnet_target(cfg, arch, init, out_dir))
+        train(cfg, target=subnet_target(cfg, arch, init, out_dir), events=out_dir / TB_DIR)
         trained_dir, tuned = out_dir, None
     export = write_export(out_dir / "export", arch_json, _trained_subnet(trained_dir, arch))
     sequences = open_dataset(cfg.data.root, cfg.data.format, cfg.fitness.val_split)
