@@ -7,11 +7,12 @@ sequence, because a silently shortened or shifted sequence would give a wrong sc
 are checked for existence here (one directory listing per sequence) and decoded lazily by
 `Sequence.frame`, so opening thousands of videos stays cheap.
 
-Ground-truth boxes may be invalid (NaN, w or h <= 0) only where the format says the target is not
-scored: GOT-10k frames with cover == 0, LaSOT frames flagged fully occluded or out of view, and
-TrackingNet boxes of zero size (pytracking reads those as "target not visible"). NaN rows in such
-frames are accepted with a `DataWarning`, as pytracking does for absent UAV frames; the first
-frame's box must always be valid because it initialises the tracker.
+Degenerate ground truth (NaN, w or h <= 0) is never refused, because the reference toolkits score
+it: it is reported as one `DataWarning` line per sequence with counts, and the metrics score it as
+the got10k toolkit does (`nas.fitness.metrics`). A sequence whose first box is unusable is still
+read; tracking and scoring skip it with one error line (`nas.data.sequence.split_trackable`).
+Where the format marks the target absent (GOT-10k cover == 0, LaSOT full occlusion / out of view,
+TrackingNet zero-size boxes, which pytracking reads as "target not visible") boxes are not scored.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nas.data.sequence import Sequence
-from nas.errors import DataError
+from nas.errors import DataError, DataWarning
 from nas.io import read_text
 
 MAX_IMAGE_SIDE = 100_000  # pixels; a meta_info.ini resolution beyond this is a typo
@@ -37,10 +38,6 @@ _OTB_FRAME_RANGES = {"David": (300, 770), "BlurCar1": (247, 988), "BlurCar3": (3
                      "Freeman4": (1, 283), "Diving": (1, 215), "Tiger1": (6, 354)}
 _OTB_INIT_OMIT = {"Tiger1": 5}  # ground-truth rows dropped with the omitted first frames
 _OTB_NAME_DIGITS = {"Board": 5}
-
-
-class DataWarning(UserWarning):
-    """A documented, tolerated oddity in a dataset (e.g. NaN boxes in frames where the target is absent)."""
 
 
 def _seq_key(name: str) -> str:
@@ -92,20 +89,24 @@ def _read_labels(path: Path, n_frames: int, max_value: int, key: str) -> np.ndar
 
 
 def _check_boxes(boxes: np.ndarray, path: Path, key: str, scored: np.ndarray | None = None) -> None:
-    """Reject invalid boxes (non-finite, w or h <= 0) in frames that are scored; warn on NaN elsewhere."""
-    invalid = ~np.isfinite(boxes).all(axis=1) | ~(boxes[:, 2] > 0) | ~(boxes[:, 3] > 0)
-    must_be_valid = np.ones(len(boxes), dtype=bool) if scored is None else scored.copy()
-    must_be_valid[0] = True
-    bad = np.flatnonzero(invalid & must_be_valid)
-    if bad.size:
-        row = bad[0]
-        where = "initial box" if row == 0 else "box of a frame where the target is visible"
-        raise DataError(f"line {row + 1}: the {where} must be finite with w, h > 0, got {boxes[row].tolist()}",
-                        source=str(path), key=key)
-    tolerated_nan = np.isnan(boxes).any(axis=1) & ~must_be_valid
-    if tolerated_nan.any():
-        warnings.warn(f"{path}: {key}: {int(tolerated_nan.sum())} NaN boxes in frames where the target is absent; "
-                      "they are not scored as hits", DataWarning, stacklevel=3)
+    """Warn once per sequence, with counts, about degenerate ground truth after the first frame.
+
+    Nothing is refused: the got10k toolkit scores a zero-area box (IoU 0) and a NaN box (a failure)
+    like any other frame, and so do we (`nas.fitness.metrics`). An unusable first box is reported
+    when the sequence is tracked or scored (`nas.data.sequence.split_trackable`).
+    """
+    rest = boxes[1:]
+    must_be_valid = np.ones(len(rest), dtype=bool) if scored is None else np.asarray(scored[1:], dtype=bool)
+    nan = ~np.isfinite(rest).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        empty = ~nan & ~((rest[:, 2] > 0) & (rest[:, 3] > 0))
+    counts = {"zero-area (w or h <= 0) boxes where the target is scored": int((empty & must_be_valid).sum()),
+              "NaN boxes where the target is scored": int((nan & must_be_valid).sum()),
+              "NaN boxes where the target is absent": int((nan & ~must_be_valid).sum())}
+    found = [f"{count} {what}" for what, count in counts.items() if count]
+    if found:
+        warnings.warn(f"{path}: {key}: {', '.join(found)}; scored as the got10k toolkit does "
+                      "(zero area: IoU 0; NaN: a miss)", DataWarning, stacklevel=3)
 
 
 def _image_names(folder: Path, key: str) -> set[str]:

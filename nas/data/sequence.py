@@ -5,13 +5,14 @@ its file lists until a frame is needed.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from nas.errors import DataError
+from nas.errors import DataError, SkippedSequence
 
 
 @dataclass
@@ -56,3 +57,31 @@ class Sequence:
             h, w = self.frame(0).shape[:2]
             self.resolution = (w, h)
         return self.resolution
+
+
+def initial_box_error(seq: Sequence) -> str | None:
+    """Why `seq` cannot be tracked (its first box is not finite with w, h > 0), or None."""
+    box = np.asarray(seq.boxes, dtype=np.float64).reshape(-1, 4)[:1]
+    if len(box) and np.isfinite(box).all() and box[0, 2] > 0 and box[0, 3] > 0:
+        return None
+    return (f"sequence {seq.name}: the initial box (frame 1) must be finite with w, h > 0, "
+            f"got {box[0].tolist() if len(box) else 'none'}; sequence skipped")
+
+
+def split_trackable(sequences: list[Sequence]) -> tuple[list[Sequence], dict[str, str]]:
+    """The sequences a tracker can start on, and {name: reason} for the others.
+
+    Each skipped sequence is also reported as one `SkippedSequence` warning (the CLI prints it as an
+    error line), so one bad video never stops a benchmark.
+    """
+    usable, skipped = [], {}
+    for seq in sequences:
+        reason = initial_box_error(seq)
+        if reason is None:
+            usable.append(seq)
+        else:
+            skipped[seq.name] = reason
+            warnings.warn(reason, SkippedSequence)  # one location: a repeated line is shown once
+    if sequences and not usable:
+        raise DataError(f"no sequence has a valid first box ({len(sequences)} skipped), e.g. {next(iter(skipped.values()))}")
+    return usable, skipped
