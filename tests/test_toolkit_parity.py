@@ -99,8 +99,8 @@ def test_got10k_tree_with_zero_area_boxes_matches_the_toolkit(tmp_path: Path, ca
         assert rows[name]["sr50"] == pytest.approx(sr50, abs=1e-6), name
     # one line per degenerate sequence, with counts
     assert len(warnings) == 2 and all(line.startswith("tracknas: warning: ") for line in warnings)
-    assert "GOT-10k_Val_000001: 2 zero-area (w or h <= 0) boxes where the target is scored, " \
-           "1 NaN boxes where the target is absent" in warnings[0]
+    assert "GOT-10k_Val_000001: 2 zero-area (w or h <= 0) boxes where the target is scored (IoU 0, " in warnings[0]
+    assert warnings[0].endswith(", 1 NaN boxes where the target is absent (not scored as hits)")
 
 
 def test_otb_tree_with_zero_area_and_nan_boxes_matches_the_toolkit(tmp_path: Path, capsys):

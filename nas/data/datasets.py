@@ -1,4 +1,4 @@
-"""Readers for GOT-10k, LaSOT, OTB-100 and TrackingNet trees, each returning `list[Sequence]`.
+"""Readers for GOT-10k, LaSOT, OTB-100, TrackingNet and UAV123 trees, each returning `list[Sequence]`.
 
 Layouts follow the toolkits' own loaders (shared/notes/evaluation.md §2). Every structural problem
 (missing file or frame, annotation/frame count mismatch, malformed number, bad label, invalid
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nas.data.sequence import Sequence
+from nas.data.uav123_ranges import UAV123_RANGES
 from nas.errors import DataError, DataWarning
 from nas.io import read_text
 
@@ -100,13 +101,16 @@ def _check_boxes(boxes: np.ndarray, path: Path, key: str, scored: np.ndarray | N
     nan = ~np.isfinite(rest).all(axis=1)
     with np.errstate(invalid="ignore"):
         empty = ~nan & ~((rest[:, 2] > 0) & (rest[:, 3] > 0))
-    counts = {"zero-area (w or h <= 0) boxes where the target is scored": int((empty & must_be_valid).sum()),
-              "NaN boxes where the target is scored": int((nan & must_be_valid).sum()),
-              "NaN boxes where the target is absent": int((nan & ~must_be_valid).sum())}
-    found = [f"{count} {what}" for what, count in counts.items() if count]
+    scored_counts = {"zero-area (w or h <= 0) boxes where the target is scored": int((empty & must_be_valid).sum()),
+                     "NaN boxes where the target is scored": int((nan & must_be_valid).sum())}
+    absent_nan = int((nan & ~must_be_valid).sum())
+    found = [f"{count} {what}" for what, count in scored_counts.items() if count]
     if found:
-        warnings.warn(f"{path}: {key}: {', '.join(found)}; scored as the got10k toolkit does "
-                      "(zero area: IoU 0; NaN: a miss)", DataWarning, stacklevel=3)
+        found[-1] += " (IoU 0, as the got10k toolkit scores them)"
+    if absent_nan:
+        found.append(f"{absent_nan} NaN boxes where the target is absent (not scored as hits)")
+    if found:
+        warnings.warn(f"{path}: {key}: {', '.join(found)}", DataWarning, stacklevel=3)
 
 
 def _image_names(folder: Path, key: str) -> set[str]:
@@ -131,6 +135,13 @@ def _check_no_extra_frames(folder: Path, n_images: int, n_boxes: int, gt_path: P
     if n_images != n_boxes:
         raise DataError(f"{gt_path.name} has {n_boxes} boxes but the folder has {n_images} frames",
                         source=str(folder), key=key)
+
+
+def _check_range_rows(boxes: np.ndarray, first: int, last: int, folder: str, path: Path, key: str) -> None:
+    """An official frame range `first..last` of `folder` needs exactly one box per frame."""
+    if len(boxes) != last - first + 1:
+        raise DataError(f"has {len(boxes)} boxes but frames {first}..{last} of {folder} need {last - first + 1}",
+                        source=str(path), key=key)
 
 
 def _read_list(path: Path, key: str) -> list[str]:
@@ -285,10 +296,7 @@ def _read_otb_sequence(folder: Path, name: str, gt_path: Path) -> Sequence:
     boxes = read_numbers(gt_path, key=key, columns=4)
     omit = _OTB_INIT_OMIT.get(folder.name, 0)
     first, last = _OTB_FRAME_RANGES.get(folder.name, (1, len(boxes)))
-    expected_rows = last - first + 1 + omit
-    if len(boxes) != expected_rows:
-        raise DataError(f"has {len(boxes)} boxes but frames {first}..{last} of {folder.name} need {expected_rows}",
-                        source=str(gt_path), key=key)
+    _check_range_rows(boxes, first, last + omit, folder.name, gt_path, key)
     boxes = boxes[omit:]
     img = folder / "img"
     present = _image_names(img, key)
@@ -348,6 +356,33 @@ def _read_trackingnet_sequence(chunk: Path, anno: Path, first_frame_only: bool) 
     return Sequence(name, frames, boxes, visible=visible, dataset="trackingnet", attrs={"chunk": chunk.name})
 
 
+# ------------------------------------------------------------------------------------------ UAV123
+def read_uav123(root: Path, split: str | None = None) -> list[Sequence]:
+    """UAV123 `root/anno/UAV123/<name>.txt` over `root/data_seq/UAV123/<folder>/%06d.jpg`, each
+    annotation on its official frame range (`UAV123_RANGES`; a name outside it: frames 1..rows)."""
+    root = Path(root)
+    if split is not None:
+        raise DataError(f"UAV123 has no splits, got {split!r}; drop the split", source=str(root))
+    annotations = sorted((root / "anno" / "UAV123").glob("*.txt"))
+    if not annotations:
+        raise DataError("no annotation files anno/UAV123/<name>.txt found", source=str(root))
+    return [_read_uav123_sequence(root, anno) for anno in annotations]
+
+
+def _read_uav123_sequence(root: Path, anno: Path) -> Sequence:
+    """NaN rows mark frames without the target: absent, and not counted by the one-pass protocols."""
+    name, key = anno.stem, _seq_key(anno.stem)
+    boxes = read_numbers(anno, key=key, columns=4)
+    folder_name, first, last = UAV123_RANGES.get(name, (name, 1, len(boxes)))
+    _check_range_rows(boxes, first, last, folder_name, anno, key)
+    folder = root / "data_seq" / "UAV123" / folder_name
+    frames = _frame_paths(folder, [f"{i:06d}.jpg" for i in range(first, last + 1)], _image_names(folder, key), key)
+    annotated = ~np.isnan(boxes).any(axis=1)
+    _check_boxes(boxes, anno, key, scored=annotated)
+    return Sequence(name, frames, boxes, visible=annotated, scored=annotated, dataset="uav123",
+                    attrs={"folder": folder_name})
+
+
 # ------------------------------------------------------------------------------------------ dispatch
 def _children(root: Path) -> list[Path]:
     return [p for p in root.iterdir() if p.is_dir()]
@@ -370,11 +405,16 @@ def _looks_like_trackingnet(root: Path) -> bool:
     return any((d / "anno").is_dir() and (d / "frames").is_dir() for d in _children(root))
 
 
+def _looks_like_uav123(root: Path) -> bool:
+    return (root / "anno" / "UAV123").is_dir() and (root / "data_seq" / "UAV123").is_dir()
+
+
 _FORMATS: dict[str, tuple[Callable[[Path, str | None], list[Sequence]], Callable[[Path], bool]]] = {
     "got10k": (read_got10k, _looks_like_got10k),
     "lasot": (read_lasot, _looks_like_lasot),
     "otb": (read_otb, _looks_like_otb),
     "trackingnet": (read_trackingnet, _looks_like_trackingnet),
+    "uav123": (read_uav123, _looks_like_uav123),
 }
 DATASET_FORMATS = tuple(_FORMATS)
 

@@ -22,6 +22,8 @@ class Sequence:
     `visible` is False where the target is absent/fully occluded/out of view (None = always visible).
     `cover` is the GOT-10k visible-ratio bin 0..8 per frame (None when the format has no such label).
     `resolution` is (W, H) when known from metadata (GOT-10k meta_info.ini), else read from frame 0.
+    `scored` marks the frames the one-pass protocols count (None = all): UAV123 leaves out its NaN
+    rows, as got10k's `ExperimentUAV123` and pytracking do.
     """
 
     name: str
@@ -30,6 +32,7 @@ class Sequence:
     visible: np.ndarray | None = None
     cover: np.ndarray | None = None
     resolution: tuple[int, int] | None = None
+    scored: np.ndarray | None = None
     dataset: str = ""
     attrs: dict = field(default_factory=dict)
 
@@ -49,7 +52,7 @@ class Sequence:
         """The first `n` frames as a sequence of their own (quick evaluations, fitness subsets)."""
         cut = lambda a: None if a is None else a[:n]  # noqa: E731
         return replace(self, frames=self.frames[:n], boxes=self.boxes[:n], visible=cut(self.visible),
-                       cover=cut(self.cover))
+                       cover=cut(self.cover), scored=cut(self.scored))
 
     def image_size(self) -> tuple[int, int]:
         """(W, H) of the video: metadata when available, else the size of frame 0."""

@@ -41,7 +41,7 @@ BACKENDS = ("process", "ray", "serial")
 METRICS_FILE = "metrics.json"
 PLOT_FILE = "success_precision.png"
 # dataset format -> default protocol (TrackingNet is one-pass like OTB; its test split scores online)
-DEFAULT_PROTOCOLS = {"got10k": "got10k", "lasot": "lasot", "otb": "otb", "trackingnet": "otb"}
+DEFAULT_PROTOCOLS = {"got10k": "got10k", "lasot": "lasot", "otb": "otb", "trackingnet": "otb", "uav123": "otb"}
 
 TrackerFactory = Callable[[], Tracker]
 

@@ -50,7 +50,10 @@ def _score_one_pass(sequences: list[Sequence], predictions: Predictions, use_vis
     per_sequence, all_curves, speeds = {}, [], []
     for seq in sequences:
         boxes, times = predictions[seq.name]
-        curves = metrics.one_pass_curves(boxes, seq.boxes, seq.visible if use_visibility else None)
+        gt, visible = seq.boxes, seq.visible if use_visibility else None
+        if seq.scored is not None:  # frame 0 is always kept: trackable sequences have a valid first box
+            boxes, gt, visible = boxes[seq.scored], gt[seq.scored], None if visible is None else visible[seq.scored]
+        curves = metrics.one_pass_curves(boxes, gt, visible)
         speed = None if times is None else metrics.frames_per_second(times)
         per_sequence[seq.name] = _one_pass_report(curves, speed)
         all_curves.append(curves)
