@@ -22,11 +22,13 @@ from test_datasets import make_got10k_val
 
 from nas.cli import main
 from nas.data.datasets import open_dataset
-from nas.errors import DataWarning
+from nas.errors import DataWarning, SkippedSequence
+from nas.fitness.harness import run_tracker
 from nas.fitness.results import write_sequence_result
 from nas.fitness.scoring import score_results
 from nas.fitness.supernet_fitness import score_tracker
 from trackers.base import Tracker, TrackResult
+from trackers.identity import IdentityTracker
 
 NAN = [np.nan] * 4
 # name -> (ground truth, cover, predictions); frames are 48 x 32 (test_datasets.FRAME_SIZE)
@@ -154,3 +156,16 @@ def test_fitness_auc_is_the_score_commands_auc_on_the_same_boxes(tmp_path: Path,
     assert (fitness["ao"], fitness["sr50"]) == (got10k["ao"], got10k["sr50"])
     # the LaSOT rule (absent frames fail) gives another number on these boxes, so the test can tell
     assert score_results(sequences, results, "lasot")["auc"] < report["auc"]
+
+
+def test_evaluate_tracks_degenerate_sequences_and_skips_one_without_a_first_box(tmp_path: Path):
+    dataset, _ = build_got10k(tmp_path)
+    gt = dataset / "val" / "GOT-10k_Val_000002" / "groundtruth.txt"
+    gt.write_text("10,10,6,0\n" + "".join(gt.read_text().splitlines(keepends=True)[1:]))
+    with pytest.warns(DataWarning):
+        sequences = open_dataset(dataset)
+    with pytest.warns(SkippedSequence, match="sequence GOT-10k_Val_000002: the initial box"):
+        report = run_tracker(IdentityTracker, sequences, tmp_path / "eval", backend="serial", progress=False)
+    assert report["num_sequences"] == 1 and list(report["per_sequence"]) == ["GOT-10k_Val_000001"]
+    assert list(report["skipped"]) == ["GOT-10k_Val_000002"] and report["num_frames"] == 5
+    assert not (tmp_path / "eval" / "GOT-10k_Val_000002.txt").exists()

@@ -75,7 +75,7 @@ def test_a_missing_frame_of_the_range_and_a_wrong_row_count_are_one_line_errors(
         open_dataset(dataset)
     anno = dataset / "anno" / "UAV123" / "bike3.txt"
     anno.write_text("".join(anno.read_text().splitlines(keepends=True)[:-1]))
-    with pytest.raises(DataError, match=r"bike3.txt: sequence bike3: has 432 boxes but frames 1..433 of bike3 need 433"):
+    with pytest.raises(DataError, match=r"bike3.txt: sequence bike3: has 432 boxes but frames 1..433 of bike3 need"):
         open_dataset(dataset, "uav123")
 
 

@@ -86,5 +86,6 @@ def split_trackable(sequences: list[Sequence]) -> tuple[list[Sequence], dict[str
             skipped[seq.name] = reason
             warnings.warn(reason, SkippedSequence)  # one location: a repeated line is shown once
     if sequences and not usable:
-        raise DataError(f"no sequence has a valid first box ({len(sequences)} skipped), e.g. {next(iter(skipped.values()))}")
+        raise DataError(f"no sequence has a valid first box ({len(sequences)} skipped), "
+                        f"e.g. {next(iter(skipped.values()))}")
     return usable, skipped

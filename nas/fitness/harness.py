@@ -182,7 +182,7 @@ def run_tracker(tracker_factory: TrackerFactory, sequences: list[Sequence], resu
                   "run": run_info}
         atomic_write_json(results_dir / METRICS_FILE, report)
         return report
-    report = {**score_results(sequences, results_dir, protocol), "scored": True, "run": run_info}
+    report = {**score_results(sequences, results_dir, protocol), "skipped": skipped, "scored": True, "run": run_info}
     atomic_write_json(results_dir / METRICS_FILE, report)
     title = f"{len(sequences)} sequences, protocol {protocol}"
     curves = report
