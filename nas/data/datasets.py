@@ -89,15 +89,16 @@ def _read_labels(path: Path, n_frames: int, max_value: int, key: str) -> np.ndar
     return values.astype(np.int64)
 
 
-def _check_boxes(boxes: np.ndarray, path: Path, key: str, scored: np.ndarray | None = None) -> None:
+def _warn_degenerate_boxes(boxes: np.ndarray, path: Path, key: str, present: np.ndarray | None = None) -> None:
     """Warn once per sequence, with counts, about degenerate ground truth after the first frame.
 
     Nothing is refused: the got10k toolkit scores a zero-area box (IoU 0) and a NaN box (a failure)
     like any other frame, and so do we (`nas.fitness.metrics`). An unusable first box is reported
-    when the sequence is tracked or scored (`nas.data.sequence.split_trackable`).
+    when the sequence is tracked or scored (`nas.data.sequence.split_trackable`). `present` marks
+    the frames where the format says the target is there (None = all).
     """
     rest = boxes[1:]
-    must_be_valid = np.ones(len(rest), dtype=bool) if scored is None else np.asarray(scored[1:], dtype=bool)
+    must_be_valid = np.ones(len(rest), dtype=bool) if present is None else np.asarray(present[1:], dtype=bool)
     nan = ~np.isfinite(rest).all(axis=1)
     with np.errstate(invalid="ignore"):
         empty = ~nan & ~((rest[:, 2] > 0) & (rest[:, 3] > 0))
@@ -203,7 +204,6 @@ def _read_got10k_sequence(folder: Path, name: str, first_frame_only: bool) -> Se
     boxes = read_numbers(gt_path, key=key, columns=4)
     if first_frame_only:  # the test split ships only the initial box; scoring happens on the server
         frames = _frame_paths(folder, [f"{i:08d}.jpg" for i in range(1, len(present) + 1)], present, key)
-        _check_boxes(boxes[:1], gt_path, key)
         meta = folder / "meta_info.ini"
         resolution = _read_resolution(meta, key) if meta.is_file() else None
         return Sequence(name, frames, boxes, resolution=resolution, dataset="got10k")
@@ -215,7 +215,7 @@ def _read_got10k_sequence(folder: Path, name: str, first_frame_only: bool) -> Se
     attrs = {}
     if (folder / "cut_by_image.label").is_file():
         attrs["cut_by_image"] = _read_labels(folder / "cut_by_image.label", n, 1, key).astype(bool)
-    _check_boxes(boxes, gt_path, key, scored=cover > 0)
+    _warn_degenerate_boxes(boxes, gt_path, key, present=cover > 0)
     return Sequence(name, frames, boxes, visible=(absence == 0) & (cover > 0), cover=cover,
                     resolution=_read_resolution(folder / "meta_info.ini", key), dataset="got10k", attrs=attrs)
 
@@ -255,7 +255,7 @@ def _read_lasot_sequence(folder: Path) -> Sequence:
     occluded = _read_labels(folder / "full_occlusion.txt", n, 1, key)
     out_of_view = _read_labels(folder / "out_of_view.txt", n, 1, key)
     visible = (occluded == 0) & (out_of_view == 0)
-    _check_boxes(boxes, gt_path, key, scored=visible)
+    _warn_degenerate_boxes(boxes, gt_path, key, present=visible)
     return Sequence(folder.name, frames, boxes, visible=visible, dataset="lasot",
                     attrs={"category": folder.parent.name})
 
@@ -304,7 +304,7 @@ def _read_otb_sequence(folder: Path, name: str, gt_path: Path) -> Sequence:
     frames = _frame_paths(img, [f"{i:0{digits}d}.jpg" for i in range(first, last + 1)], present, key)
     if folder.name not in _OTB_FRAME_RANGES:
         _check_no_extra_frames(img, len(present), len(boxes), gt_path, key)
-    _check_boxes(boxes, gt_path, key)
+    _warn_degenerate_boxes(boxes, gt_path, key)
     return Sequence(name, frames, boxes, dataset="otb")
 
 
@@ -347,12 +347,11 @@ def _read_trackingnet_sequence(chunk: Path, anno: Path, first_frame_only: bool) 
     n = len(present) if first_frame_only else len(boxes)
     frames = _frame_paths(folder, [f"{k}.jpg" for k in range(n)], present, key)
     if first_frame_only:
-        _check_boxes(boxes[:1], anno, key)
         return Sequence(name, frames, boxes, dataset="trackingnet")
     _check_no_extra_frames(folder, len(present), n, anno, key)
     with np.errstate(invalid="ignore"):
         visible = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
-    _check_boxes(boxes, anno, key, scored=visible)
+    _warn_degenerate_boxes(boxes, anno, key, present=visible)
     return Sequence(name, frames, boxes, visible=visible, dataset="trackingnet", attrs={"chunk": chunk.name})
 
 
@@ -378,7 +377,7 @@ def _read_uav123_sequence(root: Path, anno: Path) -> Sequence:
     folder = root / "data_seq" / "UAV123" / folder_name
     frames = _frame_paths(folder, [f"{i:06d}.jpg" for i in range(first, last + 1)], _image_names(folder, key), key)
     annotated = ~np.isnan(boxes).any(axis=1)
-    _check_boxes(boxes, anno, key, scored=annotated)
+    _warn_degenerate_boxes(boxes, anno, key, present=annotated)
     return Sequence(name, frames, boxes, visible=annotated, scored=annotated, dataset="uav123",
                     attrs={"folder": folder_name})
 
