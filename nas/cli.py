@@ -12,9 +12,10 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 
 import nas.commands
-from nas.errors import TrackNASError
+from nas.errors import DataWarning, SkippedSequence, TrackNASError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Dataset warnings as one line each (a skipped sequence is an error line); others as Python shows them."""
+    if not issubclass(category, DataWarning):
+        return _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+    level = "error" if issubclass(category, SkippedSequence) else "warning"
+    print(f"tracknas: {level}: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -40,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # usage errors (exit 2) and --help (0) return a code like every other outcome
         return int(done.code or 0)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return int(args.func(args) or 0)
     except TrackNASError as err:
         print(f"tracknas: error: {err}", file=sys.stderr)
         return 2

@@ -30,3 +30,11 @@ class DataError(TrackNASError):
 
 class ConfigError(TrackNASError):
     """A run configuration is malformed."""
+
+
+class DataWarning(UserWarning):
+    """A tolerated oddity in a dataset (zero-area or NaN ground truth), one line per sequence with counts."""
+
+
+class SkippedSequence(DataWarning):
+    """One sequence cannot be tracked or scored (no valid first box); the others still are."""

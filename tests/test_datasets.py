@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from nas.data.datasets import DataWarning, detect_format, open_dataset
-from nas.errors import DataError
+from nas.data.datasets import detect_format, open_dataset
+from nas.data.sequence import split_trackable
+from nas.errors import DataError, DataWarning, SkippedSequence
 
 FRAME_SIZE = (48, 32)  # (W, H) of the tiny JPEGs
 
@@ -226,10 +227,6 @@ MALFORMED = [
     ("missing frame", _unlink("00000003.jpg"), "GOT-10k_Val_000001", "frames missing, first 00000003.jpg"),
     ("more frames than boxes", _extra_frame, "GOT-10k_Val_000001", "has 5 boxes but the folder has 6 frames"),
     ("missing groundtruth", _unlink("groundtruth.txt"), "groundtruth.txt", "file is missing"),
-    ("NaN box in a visible frame", _with_gt_line(2, "nan,nan,nan,nan"), "GOT-10k_Val_000001",
-     "line 2: the box of a frame"),
-    ("negative width", _with_gt_line(4, "7,5,-9,8"), "groundtruth.txt", "line 4"),
-    ("zero-size initial box", _with_gt_line(1, "4,4,0,8"), "GOT-10k_Val_000001", "line 1: the initial box"),
     ("malformed number", _with_gt_line(2, "5,4,1O,8"), "groundtruth.txt", "line 2: expected numbers"),
     ("wrong column count", _with_gt_line(3, "6,5,10"), "groundtruth.txt", "line 3: expected 4 values, got 3"),
     ("empty list.txt", _write("val/list.txt", "\n"), "list.txt", "lists no sequences"),
@@ -248,6 +245,31 @@ MALFORMED = [
     ("OTB David range", _otb_david_wrong_rows, "David", "has 470 boxes but frames 300..770 of David need 471"),
     ("unknown layout", _unknown_layout, "", "cannot tell the dataset format"),
 ]
+
+
+def test_degenerate_ground_truth_is_one_warning_with_counts_not_a_refusal(tmp_path: Path):
+    root = tmp_path
+    (_got_folder(tmp_path) / "groundtruth.txt").write_text("4,4,10,8\nnan,nan,nan,nan\n6,5,10,8\n7,5,-9,8\n8,6,9,0\n")
+    with pytest.warns(DataWarning) as caught:
+        [seq] = open_dataset(root)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "GOT-10k_Val_000001" in message and "\n" not in message
+    assert "2 zero-area (w or h <= 0) boxes where the target is scored" in message
+    assert "1 NaN boxes where the target is scored" in message
+    assert np.isnan(seq.boxes[1]).all() and seq.boxes[3, 2] == -9
+
+
+def test_invalid_first_box_skips_that_sequence_only(tmp_path: Path):
+    boxes = np.array([[4, 4, 10, 8], [5, 4, 10, 8], [6, 5, 10, 8]], dtype=float)
+    root = make_got10k_val(tmp_path, {"good": (boxes, np.array([8, 8, 8])),
+                                      "bad": (np.vstack([[4, 4, 0, 8], boxes[1:]]), np.array([8, 8, 8]))})
+    sequences = open_dataset(root)  # read, not refused
+    with pytest.warns(SkippedSequence, match=r"sequence bad: the initial box \(frame 1\) must be finite"):
+        usable, skipped = split_trackable(sequences)
+    assert [seq.name for seq in usable] == ["good"] and list(skipped) == ["bad"]
+    with pytest.raises(DataError, match="no sequence has a valid first box"), pytest.warns(SkippedSequence):
+        split_trackable(sequences[1:])
 
 
 @pytest.mark.parametrize("damage, named, expected", [case[1:] for case in MALFORMED],

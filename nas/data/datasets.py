@@ -1,4 +1,4 @@
-"""Readers for GOT-10k, LaSOT, OTB-100 and TrackingNet trees, each returning `list[Sequence]`.
+"""Readers for GOT-10k, LaSOT, OTB-100, TrackingNet and UAV123 trees, each returning `list[Sequence]`.
 
 Layouts follow the toolkits' own loaders (shared/notes/evaluation.md §2). Every structural problem
 (missing file or frame, annotation/frame count mismatch, malformed number, bad label, invalid
@@ -7,11 +7,12 @@ sequence, because a silently shortened or shifted sequence would give a wrong sc
 are checked for existence here (one directory listing per sequence) and decoded lazily by
 `Sequence.frame`, so opening thousands of videos stays cheap.
 
-Ground-truth boxes may be invalid (NaN, w or h <= 0) only where the format says the target is not
-scored: GOT-10k frames with cover == 0, LaSOT frames flagged fully occluded or out of view, and
-TrackingNet boxes of zero size (pytracking reads those as "target not visible"). NaN rows in such
-frames are accepted with a `DataWarning`, as pytracking does for absent UAV frames; the first
-frame's box must always be valid because it initialises the tracker.
+Degenerate ground truth (NaN, w or h <= 0) is never refused, because the reference toolkits score
+it: it is reported as one `DataWarning` line per sequence with counts, and the metrics score it as
+the got10k toolkit does (`nas.fitness.metrics`). A sequence whose first box is unusable is still
+read; tracking and scoring skip it with one error line (`nas.data.sequence.split_trackable`).
+Where the format marks the target absent (GOT-10k cover == 0, LaSOT full occlusion / out of view,
+TrackingNet zero-size boxes, which pytracking reads as "target not visible") boxes are not scored.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from nas.data.sequence import Sequence
-from nas.errors import DataError
+from nas.data.uav123_ranges import UAV123_RANGES
+from nas.errors import DataError, DataWarning
 from nas.io import read_text
 
 MAX_IMAGE_SIDE = 100_000  # pixels; a meta_info.ini resolution beyond this is a typo
@@ -37,10 +39,6 @@ _OTB_FRAME_RANGES = {"David": (300, 770), "BlurCar1": (247, 988), "BlurCar3": (3
                      "Freeman4": (1, 283), "Diving": (1, 215), "Tiger1": (6, 354)}
 _OTB_INIT_OMIT = {"Tiger1": 5}  # ground-truth rows dropped with the omitted first frames
 _OTB_NAME_DIGITS = {"Board": 5}
-
-
-class DataWarning(UserWarning):
-    """A documented, tolerated oddity in a dataset (e.g. NaN boxes in frames where the target is absent)."""
 
 
 def _seq_key(name: str) -> str:
@@ -91,21 +89,29 @@ def _read_labels(path: Path, n_frames: int, max_value: int, key: str) -> np.ndar
     return values.astype(np.int64)
 
 
-def _check_boxes(boxes: np.ndarray, path: Path, key: str, scored: np.ndarray | None = None) -> None:
-    """Reject invalid boxes (non-finite, w or h <= 0) in frames that are scored; warn on NaN elsewhere."""
-    invalid = ~np.isfinite(boxes).all(axis=1) | ~(boxes[:, 2] > 0) | ~(boxes[:, 3] > 0)
-    must_be_valid = np.ones(len(boxes), dtype=bool) if scored is None else scored.copy()
-    must_be_valid[0] = True
-    bad = np.flatnonzero(invalid & must_be_valid)
-    if bad.size:
-        row = bad[0]
-        where = "initial box" if row == 0 else "box of a frame where the target is visible"
-        raise DataError(f"line {row + 1}: the {where} must be finite with w, h > 0, got {boxes[row].tolist()}",
-                        source=str(path), key=key)
-    tolerated_nan = np.isnan(boxes).any(axis=1) & ~must_be_valid
-    if tolerated_nan.any():
-        warnings.warn(f"{path}: {key}: {int(tolerated_nan.sum())} NaN boxes in frames where the target is absent; "
-                      "they are not scored as hits", DataWarning, stacklevel=3)
+def _warn_degenerate_boxes(boxes: np.ndarray, path: Path, key: str, present: np.ndarray | None = None) -> None:
+    """Warn once per sequence, with counts, about degenerate ground truth after the first frame.
+
+    Nothing is refused: the got10k toolkit scores a zero-area box (IoU 0) and a NaN box (a failure)
+    like any other frame, and so do we (`nas.fitness.metrics`). An unusable first box is reported
+    when the sequence is tracked or scored (`nas.data.sequence.split_trackable`). `present` marks
+    the frames where the format says the target is there (None = all).
+    """
+    rest = boxes[1:]
+    must_be_valid = np.ones(len(rest), dtype=bool) if present is None else np.asarray(present[1:], dtype=bool)
+    nan = ~np.isfinite(rest).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        empty = ~nan & ~((rest[:, 2] > 0) & (rest[:, 3] > 0))
+    scored_counts = {"zero-area (w or h <= 0) boxes where the target is scored": int((empty & must_be_valid).sum()),
+                     "NaN boxes where the target is scored": int((nan & must_be_valid).sum())}
+    absent_nan = int((nan & ~must_be_valid).sum())
+    found = [f"{count} {what}" for what, count in scored_counts.items() if count]
+    if found:
+        found[-1] += " (IoU 0, as the got10k toolkit scores them)"
+    if absent_nan:
+        found.append(f"{absent_nan} NaN boxes where the target is absent (not scored as hits)")
+    if found:
+        warnings.warn(f"{path}: {key}: {', '.join(found)}", DataWarning, stacklevel=3)
 
 
 def _image_names(folder: Path, key: str) -> set[str]:
@@ -130,6 +136,13 @@ def _check_no_extra_frames(folder: Path, n_images: int, n_boxes: int, gt_path: P
     if n_images != n_boxes:
         raise DataError(f"{gt_path.name} has {n_boxes} boxes but the folder has {n_images} frames",
                         source=str(folder), key=key)
+
+
+def _check_range_rows(boxes: np.ndarray, first: int, last: int, folder: str, path: Path, key: str) -> None:
+    """An official frame range `first..last` of `folder` needs exactly one box per frame."""
+    if len(boxes) != last - first + 1:
+        raise DataError(f"has {len(boxes)} boxes but frames {first}..{last} of {folder} need {last - first + 1}",
+                        source=str(path), key=key)
 
 
 def _read_list(path: Path, key: str) -> list[str]:
@@ -191,7 +204,6 @@ def _read_got10k_sequence(folder: Path, name: str, first_frame_only: bool) -> Se
     boxes = read_numbers(gt_path, key=key, columns=4)
     if first_frame_only:  # the test split ships only the initial box; scoring happens on the server
         frames = _frame_paths(folder, [f"{i:08d}.jpg" for i in range(1, len(present) + 1)], present, key)
-        _check_boxes(boxes[:1], gt_path, key)
         meta = folder / "meta_info.ini"
         resolution = _read_resolution(meta, key) if meta.is_file() else None
         return Sequence(name, frames, boxes, resolution=resolution, dataset="got10k")
@@ -203,7 +215,7 @@ def _read_got10k_sequence(folder: Path, name: str, first_frame_only: bool) -> Se
     attrs = {}
     if (folder / "cut_by_image.label").is_file():
         attrs["cut_by_image"] = _read_labels(folder / "cut_by_image.label", n, 1, key).astype(bool)
-    _check_boxes(boxes, gt_path, key, scored=cover > 0)
+    _warn_degenerate_boxes(boxes, gt_path, key, present=cover > 0)
     return Sequence(name, frames, boxes, visible=(absence == 0) & (cover > 0), cover=cover,
                     resolution=_read_resolution(folder / "meta_info.ini", key), dataset="got10k", attrs=attrs)
 
@@ -243,7 +255,7 @@ def _read_lasot_sequence(folder: Path) -> Sequence:
     occluded = _read_labels(folder / "full_occlusion.txt", n, 1, key)
     out_of_view = _read_labels(folder / "out_of_view.txt", n, 1, key)
     visible = (occluded == 0) & (out_of_view == 0)
-    _check_boxes(boxes, gt_path, key, scored=visible)
+    _warn_degenerate_boxes(boxes, gt_path, key, present=visible)
     return Sequence(folder.name, frames, boxes, visible=visible, dataset="lasot",
                     attrs={"category": folder.parent.name})
 
@@ -284,10 +296,7 @@ def _read_otb_sequence(folder: Path, name: str, gt_path: Path) -> Sequence:
     boxes = read_numbers(gt_path, key=key, columns=4)
     omit = _OTB_INIT_OMIT.get(folder.name, 0)
     first, last = _OTB_FRAME_RANGES.get(folder.name, (1, len(boxes)))
-    expected_rows = last - first + 1 + omit
-    if len(boxes) != expected_rows:
-        raise DataError(f"has {len(boxes)} boxes but frames {first}..{last} of {folder.name} need {expected_rows}",
-                        source=str(gt_path), key=key)
+    _check_range_rows(boxes, first, last + omit, folder.name, gt_path, key)
     boxes = boxes[omit:]
     img = folder / "img"
     present = _image_names(img, key)
@@ -295,7 +304,7 @@ def _read_otb_sequence(folder: Path, name: str, gt_path: Path) -> Sequence:
     frames = _frame_paths(img, [f"{i:0{digits}d}.jpg" for i in range(first, last + 1)], present, key)
     if folder.name not in _OTB_FRAME_RANGES:
         _check_no_extra_frames(img, len(present), len(boxes), gt_path, key)
-    _check_boxes(boxes, gt_path, key)
+    _warn_degenerate_boxes(boxes, gt_path, key)
     return Sequence(name, frames, boxes, dataset="otb")
 
 
@@ -338,13 +347,39 @@ def _read_trackingnet_sequence(chunk: Path, anno: Path, first_frame_only: bool) 
     n = len(present) if first_frame_only else len(boxes)
     frames = _frame_paths(folder, [f"{k}.jpg" for k in range(n)], present, key)
     if first_frame_only:
-        _check_boxes(boxes[:1], anno, key)
         return Sequence(name, frames, boxes, dataset="trackingnet")
     _check_no_extra_frames(folder, len(present), n, anno, key)
     with np.errstate(invalid="ignore"):
         visible = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
-    _check_boxes(boxes, anno, key, scored=visible)
+    _warn_degenerate_boxes(boxes, anno, key, present=visible)
     return Sequence(name, frames, boxes, visible=visible, dataset="trackingnet", attrs={"chunk": chunk.name})
+
+
+# ------------------------------------------------------------------------------------------ UAV123
+def read_uav123(root: Path, split: str | None = None) -> list[Sequence]:
+    """UAV123 `root/anno/UAV123/<name>.txt` over `root/data_seq/UAV123/<folder>/%06d.jpg`, each
+    annotation on its official frame range (`UAV123_RANGES`; a name outside it: frames 1..rows)."""
+    root = Path(root)
+    if split is not None:
+        raise DataError(f"UAV123 has no splits, got {split!r}; drop the split", source=str(root))
+    annotations = sorted((root / "anno" / "UAV123").glob("*.txt"))
+    if not annotations:
+        raise DataError("no annotation files anno/UAV123/<name>.txt found", source=str(root))
+    return [_read_uav123_sequence(root, anno) for anno in annotations]
+
+
+def _read_uav123_sequence(root: Path, anno: Path) -> Sequence:
+    """NaN rows mark frames without the target: absent, and not counted by the one-pass protocols."""
+    name, key = anno.stem, _seq_key(anno.stem)
+    boxes = read_numbers(anno, key=key, columns=4)
+    folder_name, first, last = UAV123_RANGES.get(name, (name, 1, len(boxes)))
+    _check_range_rows(boxes, first, last, folder_name, anno, key)
+    folder = root / "data_seq" / "UAV123" / folder_name
+    frames = _frame_paths(folder, [f"{i:06d}.jpg" for i in range(first, last + 1)], _image_names(folder, key), key)
+    annotated = ~np.isnan(boxes).any(axis=1)
+    _warn_degenerate_boxes(boxes, anno, key, present=annotated)
+    return Sequence(name, frames, boxes, visible=annotated, scored=annotated, dataset="uav123",
+                    attrs={"folder": folder_name})
 
 
 # ------------------------------------------------------------------------------------------ dispatch
@@ -369,11 +404,16 @@ def _looks_like_trackingnet(root: Path) -> bool:
     return any((d / "anno").is_dir() and (d / "frames").is_dir() for d in _children(root))
 
 
+def _looks_like_uav123(root: Path) -> bool:
+    return (root / "anno" / "UAV123").is_dir() and (root / "data_seq" / "UAV123").is_dir()
+
+
 _FORMATS: dict[str, tuple[Callable[[Path, str | None], list[Sequence]], Callable[[Path], bool]]] = {
     "got10k": (read_got10k, _looks_like_got10k),
     "lasot": (read_lasot, _looks_like_lasot),
     "otb": (read_otb, _looks_like_otb),
     "trackingnet": (read_trackingnet, _looks_like_trackingnet),
+    "uav123": (read_uav123, _looks_like_uav123),
 }
 DATASET_FORMATS = tuple(_FORMATS)
 

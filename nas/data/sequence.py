@@ -5,13 +5,14 @@ its file lists until a frame is needed.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from nas.errors import DataError
+from nas.errors import DataError, SkippedSequence
 
 
 @dataclass
@@ -21,6 +22,8 @@ class Sequence:
     `visible` is False where the target is absent/fully occluded/out of view (None = always visible).
     `cover` is the GOT-10k visible-ratio bin 0..8 per frame (None when the format has no such label).
     `resolution` is (W, H) when known from metadata (GOT-10k meta_info.ini), else read from frame 0.
+    `scored` marks the frames the one-pass protocols count (None = all): UAV123 leaves out its NaN
+    rows, as got10k's `ExperimentUAV123` and pytracking do.
     """
 
     name: str
@@ -29,6 +32,7 @@ class Sequence:
     visible: np.ndarray | None = None
     cover: np.ndarray | None = None
     resolution: tuple[int, int] | None = None
+    scored: np.ndarray | None = None
     dataset: str = ""
     attrs: dict = field(default_factory=dict)
 
@@ -48,7 +52,7 @@ class Sequence:
         """The first `n` frames as a sequence of their own (quick evaluations, fitness subsets)."""
         cut = lambda a: None if a is None else a[:n]  # noqa: E731
         return replace(self, frames=self.frames[:n], boxes=self.boxes[:n], visible=cut(self.visible),
-                       cover=cut(self.cover))
+                       cover=cut(self.cover), scored=cut(self.scored))
 
     def image_size(self) -> tuple[int, int]:
         """(W, H) of the video: metadata when available, else the size of frame 0."""
@@ -56,3 +60,32 @@ class Sequence:
             h, w = self.frame(0).shape[:2]
             self.resolution = (w, h)
         return self.resolution
+
+
+def initial_box_error(seq: Sequence) -> str | None:
+    """Why `seq` cannot be tracked (its first box is not finite with w, h > 0), or None."""
+    box = np.asarray(seq.boxes, dtype=np.float64).reshape(-1, 4)[:1]
+    if len(box) and np.isfinite(box).all() and box[0, 2] > 0 and box[0, 3] > 0:
+        return None
+    return (f"sequence {seq.name}: the initial box (frame 1) must be finite with w, h > 0, "
+            f"got {box[0].tolist() if len(box) else 'none'}; sequence skipped")
+
+
+def split_trackable(sequences: list[Sequence]) -> tuple[list[Sequence], dict[str, str]]:
+    """The sequences a tracker can start on, and {name: reason} for the others.
+
+    Each skipped sequence is also reported as one `SkippedSequence` warning (the CLI prints it as an
+    error line), so one bad video never stops a benchmark.
+    """
+    usable, skipped = [], {}
+    for seq in sequences:
+        reason = initial_box_error(seq)
+        if reason is None:
+            usable.append(seq)
+        else:
+            skipped[seq.name] = reason
+            warnings.warn(reason, SkippedSequence)  # one location: a repeated line is shown once
+    if sequences and not usable:
+        raise DataError(f"no sequence has a valid first box ({len(sequences)} skipped), "
+                        f"e.g. {next(iter(skipped.values()))}")
+    return usable, skipped

@@ -34,7 +34,7 @@ from torch import nn
 
 from nas.config import typed_section
 from nas.cost.counting import count_flops, count_params
-from nas.data.sequence import Sequence
+from nas.data.sequence import Sequence, split_trackable
 from nas.errors import ConfigError, DataError
 from nas.fitness.harness import TrackerFactory, run_tracker
 from nas.fitness.plots import plot_success_precision
@@ -176,6 +176,7 @@ def compare(specs: dict[str, TrackerFactory], sequences: list[Sequence], out_dir
     if any(len(s.boxes) != len(s) for s in sequences):
         raise DataError("the comparison needs ground truth on every frame (not a test split)",
                         key=f"sequence {next(s.name for s in sequences if len(s.boxes) != len(s))}")
+    sequences, _ = split_trackable(sequences)
     out = Path(out_dir)
     rows, curves = [], {}
     for name, spec in specs.items():

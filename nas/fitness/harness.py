@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.data.sequence import Sequence
+from nas.data.sequence import Sequence, split_trackable
 from nas.errors import ConfigError, DataError
 from nas.fitness.plots import plot_success_precision
 from nas.fitness.results import has_result, write_sequence_result
@@ -41,7 +41,7 @@ BACKENDS = ("process", "ray", "serial")
 METRICS_FILE = "metrics.json"
 PLOT_FILE = "success_precision.png"
 # dataset format -> default protocol (TrackingNet is one-pass like OTB; its test split scores online)
-DEFAULT_PROTOCOLS = {"got10k": "got10k", "lasot": "lasot", "otb": "otb", "trackingnet": "otb"}
+DEFAULT_PROTOCOLS = {"got10k": "got10k", "lasot": "lasot", "otb": "otb", "trackingnet": "otb", "uav123": "otb"}
 
 TrackerFactory = Callable[[], Tracker]
 
@@ -150,8 +150,9 @@ def run_tracker(tracker_factory: TrackerFactory, sequences: list[Sequence], resu
 
     Returns the score report of `nas.fitness.scoring.score_results` (protocol defaults to the
     dataset's) plus `scored` and a `run` entry: which sequences were run now and which were resumed
-    from disk. Splits whose ground truth is only the first box (GOT-10k test, TrackingNet TEST) are
-    tracked but not scored (`scored: false`, no plot): their result files go to the benchmark server.
+    from disk; `skipped` lists ({name: reason}) the sequences without a valid first box, not run.
+    Splits whose ground truth is only the first box (GOT-10k test, TrackingNet TEST) are tracked but
+    not scored (`scored: false`, no plot): their result files go to the benchmark server.
     `label` names the tracker in the plot legend (default: the results folder's name).
     """
     if backend not in BACKENDS:
@@ -161,6 +162,7 @@ def run_tracker(tracker_factory: TrackerFactory, sequences: list[Sequence], resu
     if not sequences:
         raise DataError("no sequences to evaluate", source=str(results_dir))
     protocol = protocol or default_protocol(sequences)
+    sequences, skipped = split_trackable(sequences)
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}", key="protocol")
     results_dir = Path(results_dir)
@@ -176,10 +178,11 @@ def run_tracker(tracker_factory: TrackerFactory, sequences: list[Sequence], resu
     run_info = {"backend": backend, "workers": workers, "evaluated": [s.name for s in todo],
                 "resumed": finished, "wall_seconds": time.monotonic() - start}
     if any(len(s.boxes) != len(s) for s in sequences):
-        report = {"protocol": protocol, "num_sequences": len(sequences), "scored": False, "run": run_info}
+        report = {"protocol": protocol, "num_sequences": len(sequences), "skipped": skipped, "scored": False,
+                  "run": run_info}
         atomic_write_json(results_dir / METRICS_FILE, report)
         return report
-    report = {**score_results(sequences, results_dir, protocol), "scored": True, "run": run_info}
+    report = {**score_results(sequences, results_dir, protocol), "skipped": skipped, "scored": True, "run": run_info}
     atomic_write_json(results_dir / METRICS_FILE, report)
     title = f"{len(sequences)} sequences, protocol {protocol}"
     curves = report

@@ -26,8 +26,12 @@ follow the got10k toolkit, so that scores compare with published got10k numbers:
   SR0.75 (strict ``>``) are frame-weighted over the concatenation of all sequences.
 * Non-finite predictions (NaN/inf) are failures everywhere: IoU 0 and centre errors inf. got10k
   would propagate NaN into AO and pytracking raises; neither may hide or crash a search, so a NaN
-  box scores exactly like a lost target. A non-finite ground-truth box (readers allow it only where
-  the target is absent) likewise fails, as NaN comparisons do in got10k's curves.
+  box scores exactly like a lost target. A non-finite ground-truth box likewise fails, as NaN
+  comparisons do in got10k's OTB curves (in a GOT-10k frame with cover > 0 got10k would make AO NaN;
+  we count IoU 0 there). Zero-area ground truth on a visible frame is scored, never refused (IoU 0,
+  centre error as computed), exactly as got10k's `rect_iou` / `center_error` do.
+* UAV123 (got10k's `ExperimentUAV123`, pytracking alike): frames with a NaN ground-truth row are left
+  out of the one-pass curves (`Sequence.scored`), not counted as failures.
 * Speed: per sequence ``mean(1 / t)`` over finite ``t > 0`` (init frame included); OTB/LaSOT overall
   = mean of the per-sequence speeds that exist, GOT-10k overall = ``mean(1 / t)`` over all frames.
 """

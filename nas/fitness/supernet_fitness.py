@@ -28,10 +28,10 @@ import torch
 from nas.cost.latency import measure_latency
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
-from nas.data.sequence import Sequence
+from nas.data.sequence import Sequence, split_trackable
 from nas.errors import ConfigError
-from nas.fitness import metrics
 from nas.fitness.harness import run_sequence
+from nas.fitness.scoring import score_predictions
 from nas.io import torch_load
 from nas.space import Arch, load_space
 from nas.supernet import Supernet, recalibrate_bn
@@ -156,17 +156,16 @@ def validation_subset(val: list[Sequence], spec: FitnessSpec, index: int) -> lis
 
 
 def score_tracker(tracker: Tracker, sequences: list[Sequence], metric: str = "ao_sr50") -> dict:
-    """Track `sequences` and score them the way the fitness does: GOT-10k AO/SR (IoU bounded by the
-    image, frames with the target covered), OTB one-pass AUC, and `fitness` = the chosen `metric`."""
-    ious, curves, frames, tracking_seconds = [], [], 0, 0.0
-    for seq in sequences:
-        boxes, times = run_sequence(tracker, seq)
-        ious.append(metrics.got10k_frame_ious(boxes, seq.boxes, seq.cover, bound=seq.image_size()))
-        curves.append(metrics.one_pass_curves(boxes, seq.boxes, seq.visible))
-        frames += len(seq)
-        tracking_seconds += float(np.sum(times))
-    overlap = metrics.overlap_summary(np.concatenate(ious))
-    auc = metrics.summarize_curves(metrics.mean_curves(curves))["auc"]
+    """Track `sequences` and score the boxes with `score_predictions`, the implementation behind
+    `tracknas score`: GOT-10k AO/SR (IoU bounded by the image, frames with the target covered), OTB
+    one-pass AUC (visibility ignored, as `score --protocol otb`), and `fitness` = the chosen `metric`.
+    Sequences without a valid first box are skipped (one warning each)."""
+    sequences, _ = split_trackable(sequences)
+    predictions = {seq.name: run_sequence(tracker, seq) for seq in sequences}
+    overlap = score_predictions(sequences, predictions, "got10k")
+    auc = score_predictions(sequences, predictions, "otb")["auc"]
+    frames = sum(len(seq) for seq in sequences)
+    tracking_seconds = sum(float(np.sum(times)) for _, times in predictions.values())
     scores = {"ao_sr50": (overlap["ao"] + overlap["sr50"]) / 2, "ao": overlap["ao"], "auc": auc}
     return {"fitness": float(scores[metric]), "ao": overlap["ao"], "sr50": overlap["sr50"], "sr75": overlap["sr75"],
             "auc": auc, "fps": frames / tracking_seconds if tracking_seconds else None}
