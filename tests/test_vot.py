@@ -5,7 +5,8 @@ its own venv: `/work/votref/bin/python benchmarks/vot_reference.py` writes the w
 `tests/vot_fixture.py`, runs `vot analysis --workspace W handmade --format json` on a local stack (the
 VOT2018/2019 `baseline` experiment: supervised, 15 repetitions, skip_initialize 5; analyses
 supervised_ar, supervised_average_ar, supervised_eao_score on [100, 356] and [46, 291]) and prints the
-numbers below. The single-pair overlaps were printed by the toolkit's `vot.region.calculate_overlap`.
+numbers below; before that it runs the toolkit's own runner on the same sequences with a do-nothing
+tracker (IDENTITY_RUNS). The single-pair overlaps were printed by the toolkit's `vot.region.calculate_overlap`.
 The toolkit is not needed to run these tests.
 """
 from __future__ import annotations
@@ -39,6 +40,15 @@ REFERENCE = {"accuracy": 0.5638334334866012, "robustness": 1.2424242424242424, "
              "eao": {2018: 0.38129740326405415, 2019: 0.43069529705195625},
              "sequences": {"boxes": (0.6127911377188819, 0.0), "rotated": (0.5218303874027347, 2.0),
                            "nearend": (0.5200879571969905, 2.0), "pastend": (0.6197426362325755, 1.0)}}
+# the toolkit's own runner (SupervisedExperiment.execute) with a do-nothing tracker (the initial region's
+# bounds on every frame): (initialisation frames, failure frames) of each of its 3 identical runs, and its analysis
+IDENTITY_RUNS = {
+    "boxes": ([0, 37, 62, 88, 156, 181, 213, 271, 293, 369, 393], [32, 57, 83, 151, 176, 208, 266, 288, 364, 388]),
+    "rotated": ([0, 31, 86, 115, 187, 209, 232, 321, 355, 398], [26, 81, 110, 182, 204, 227, 316, 350, 393]),
+    "nearend": ([0, 31, 86, 115, 187, 209, 232], [26, 81, 110, 182, 204, 227]),
+    "pastend": ([0, 31, 80, 107, 136, 179], [26, 75, 102, 131, 174, 199])}
+IDENTITY_REFERENCE = {"accuracy": 0.17689108183715332, "robustness": 8.166666666666666, "failures": 31.0,
+                      "eao": {2018: None, 2019: 0.14278955687623815}}
 R = lambda *values: np.array(values, dtype=np.float32)  # noqa: E731  a region as the toolkit stores it
 # (first, second, image size or None, the toolkit's calculate_overlap)
 OVERLAPS = {
@@ -173,6 +183,23 @@ def test_runner_fails_skips_and_reinitialises_like_the_toolkit(tmp_path):
     assert codes[12:20] == ["box"] * 8 and codes[20:26] == [FAILURE] + [UNKNOWN] * 4 + [INITIALIZATION]
     assert codes[26:] == ["box", FAILURE, UNKNOWN, UNKNOWN]  # the re-init would be past the last frame
     assert [frame for _, frame in tracker.calls] == [0, 11, 25]
+
+
+def test_runner_reproduces_the_toolkits_runner(vot_sequences, tmp_path):
+    runs = SupervisedExperiment(str(tmp_path), "identity").run(IdentityTracker, vot_sequences)
+    for name, (inits, failures) in IDENTITY_RUNS.items():
+        assert len(runs[name]) == 3  # deterministic: the toolkit stops after three identical runs
+        for run in runs[name]:
+            assert [i for i, r in enumerate(run) if r.size == 1 and r[0] == INITIALIZATION] == inits
+            assert [i for i, r in enumerate(run) if r.size == 1 and r[0] == FAILURE] == failures
+    for year in (2018, 2019):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)  # VOT2018: no identity run reaches length 100
+            report = score_vot_results(vot_sequences, tmp_path, "identity", year=year)
+        assert report["accuracy"] == pytest.approx(IDENTITY_REFERENCE["accuracy"], abs=1e-9)
+        assert report["robustness"] == pytest.approx(IDENTITY_REFERENCE["robustness"], abs=1e-9)
+        assert report["failures"] == IDENTITY_REFERENCE["failures"]
+        assert report["eao"] == pytest.approx(IDENTITY_REFERENCE["eao"][year], abs=1e-6)
 
 
 def test_deterministic_tracker_stops_after_three_identical_runs_stochastic_runs_all(tmp_path):
