@@ -16,6 +16,8 @@ and `supervised_eao_score` on both years' intervals. With `VOT_RESULTS_BINARY=fa
 and prints one JSON object: for both trackers accuracy, robustness (length-weighted failures), total
 failures, EAO 2018 / 2019 (null where the toolkit gives NaN) and per-sequence [accuracy, failures];
 for `identity` also each run's initialisation and failure frames. `tests/test_vot.py` hard-codes them.
+It also compares the toolkit's `calculate_overlap` with this checkout's `region_overlap` on random
+region pairs (`overlap_parity`: the largest difference).
 """
 from __future__ import annotations
 
@@ -123,16 +125,57 @@ def _reference_numbers(analysis: dict, tracker: int) -> dict:
             "sequences": {name: [acc, failures] for name, (acc, failures, _, _) in zip(names, per_sequence)}}
 
 
+def _random_overlap_parity(pairs: int) -> dict:
+    """Random boxes, convex and self-crossing polygons and special codes (some on exact halves, some
+    partly outside a 80x60 image, a third unbounded): the toolkit's `calculate_overlap` against
+    `nas.fitness.region_overlap` (imported from this checkout; it needs only numpy)."""
+    import numpy as np
+    from vot.region import Special, calculate_overlap
+    from vot.region.shapes import Polygon, Rectangle
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from nas.fitness.region_overlap import region_overlap
+
+    rng = np.random.default_rng(0)
+
+    def region():
+        kind = rng.integers(0, 10)
+        if kind == 0:
+            code = int(rng.integers(0, 3))
+            return Special(code), np.array([code], np.float32)
+        if kind < 5:
+            box = np.concatenate([rng.uniform(-30, 90, 2), rng.uniform(-3, 50, 2)])
+            box = np.round(box * 2) / 2 if rng.random() < 0.3 else box
+            shape = Rectangle(*box)
+            return shape, shape._data.ravel().copy()
+        n = int(rng.choice([3, 4, 5, 6]))
+        centre, radius = rng.uniform(-10, 90, 2), rng.uniform(1, 40, n)
+        angle = np.sort(rng.uniform(0, 2 * np.pi, n)) if rng.random() < 0.7 else rng.uniform(0, 2 * np.pi, n)
+        points = np.stack([centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle)], axis=1)
+        points = np.round(points * 2) / 2 if rng.random() < 0.3 else points
+        shape = Polygon([tuple(p) for p in points])
+        return shape, shape._points.ravel().copy()
+
+    worst = 0.0
+    for k in range(pairs):
+        (first, ours_first), (second, ours_second) = region(), region()
+        size = (80, 60) if k % 3 else None
+        worst = max(worst, abs(calculate_overlap(first, second, size) - region_overlap(ours_first, ours_second, size)))
+    return {"pairs": pairs, "max_abs_difference": worst}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="write the workspace here instead of a temporary folder")
+    parser.add_argument("--pairs", type=int, default=2000, help="random region pairs for the overlap check")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = write_workspace(args.keep or Path(tmp) / "workspace")
         _write_config(root)
         identity_runs = _run_identity(root)
         analysis = _analysis(root)
-    print(json.dumps({"toolkit": "vot-toolkit 0.9.0", TRACKER: _reference_numbers(analysis, 0),
+    print(json.dumps({"toolkit": "vot-toolkit 0.9.0", "overlap_parity": _random_overlap_parity(args.pairs),
+                      TRACKER: _reference_numbers(analysis, 0),
                       IDENTITY: {**_reference_numbers(analysis, 1), "runs": identity_runs}}))
 
 

@@ -345,3 +345,17 @@ def test_config_eao_accepted_and_years_match_the_protocol(tmp_path):
     assert set(FITNESS_CHOICES["eao_year"]) == set(EAO_INTERVALS)
     assert all(EAO_LOW[year] == EAO_INTERVALS[year][0] for year in EAO_INTERVALS)
     assert yaml.safe_dump(cfg.to_dict())  # serialisable as the run's config.json
+
+
+def test_validate_run_opens_the_vot_validation_set(tmp_path, tiny_data):
+    from nas.jobs.validate import validate_run
+
+    vot_root = _tiny_vot(tmp_path, frames=3)
+    fitness = {"metric": "eao", "val_root": str(vot_root), "val_format": "vot"}
+    cfg = parse_config({**_config(tiny_data, fitness), "data": {"root": str(tiny_data), "split": "train"}},
+                       source="run.yaml", base=tmp_path)
+    validate_run(cfg, search=True)  # GOT-10k training data, VOT validation: both open
+    broken = parse_config({**_config(tiny_data, {**fitness, "val_root": str(tmp_path / "nothing")}),
+                           "data": {"root": str(tiny_data), "split": "train"}}, source="run.yaml", base=tmp_path)
+    with pytest.raises(ConfigError, match=r"run.yaml: fitness.val_root: .*nothing: dataset root is not a directory"):
+        validate_run(broken, search=True)

@@ -470,14 +470,16 @@ def _looks_like_got10k(root: Path) -> bool:
 
 
 def _looks_like_vot(root: Path) -> bool:
-    """list.txt whose first sequence has a VOT `sequence` file or `color/` folder, or lacks GOT-10k's labels."""
+    """list.txt whose first sequence has a VOT `sequence` file or `color/` folder, or lacks GOT-10k's
+    absence.label and meta_info.ini."""
     try:
         first = next(line.strip() for line in (root / "list.txt").read_text(encoding="utf-8").splitlines() if line.strip())
     except (OSError, UnicodeDecodeError, StopIteration):
         return False
     folder = root / first
+    got10k_labels = (folder / "absence.label").is_file() or (folder / "meta_info.ini").is_file()
     return (folder / "groundtruth.txt").is_file() and ((folder / "sequence").is_file() or (folder / "color").is_dir()
-                                                       or not (folder / "absence.label").is_file())
+                                                       or not got10k_labels)
 
 
 def _looks_like_lasot(root: Path) -> bool:

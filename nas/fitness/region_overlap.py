@@ -56,7 +56,7 @@ def _raster_polygon(polygon: Region, bounds: Bounds) -> np.ndarray:
     count = crosses.sum(axis=1)
     n_edges = nodes.shape[1]
     padded = np.concatenate([nodes, np.full((height, 1), sentinel, dtype=np.int64)], axis=1)
-    diff = np.zeros((height, width + 1), dtype=np.int64)
+    diff = np.zeros((height, width + 1), dtype=np.int16)
     index = np.zeros(height, dtype=np.int64)
     active = np.ones(height, dtype=bool)
     row_ids = np.arange(height)
@@ -68,10 +68,10 @@ def _raster_polygon(polygon: Region, bounds: Bounds) -> np.ndarray:
         repeated = active & (first == second) & (index < count - 2)
         fill = active & ~repeated & (second >= 0)
         start, end = np.maximum(first[fill], 0), np.minimum(second[fill], width - 1)
-        np.add.at(diff, (row_ids[fill], start), 1)
-        np.add.at(diff, (row_ids[fill], end + 1), -1)
+        diff[row_ids[fill], start] += 1  # one interval per row and step: no repeated index
+        diff[row_ids[fill], end + 1] -= 1
         index += np.where(repeated, 1, 2)
-    return np.cumsum(diff[:, :width], axis=1) > 0
+    return np.cumsum(diff[:, :width], axis=1, dtype=np.int16) > 0
 
 
 def _raster(region: Region, bounds: Bounds) -> np.ndarray:

@@ -193,10 +193,12 @@ def score_vot_results(sequences: list[Sequence], results_root: str | os.PathLike
 
 
 # ------------------------------------------------------------------------------------------ runner
-def _identical(first: Trajectory, second: Trajectory) -> bool:
-    """The toolkit's `Trajectory.equals`: any two special codes alike, regions overlapping >= 0.99999."""
+def _identical(first: Trajectory, second: Trajectory, size: tuple[int, int]) -> bool:
+    """The toolkit's `Trajectory.equals`: any two special codes alike, regions equal or overlapping
+    >= 0.99999 (here inside the image, so a wild box cannot ask for a huge raster)."""
     return len(first) == len(second) and all(
-        (is_special(a) and is_special(b)) or region_overlap(a, b) >= EQUAL_OVERLAP for a, b in zip(first, second))
+        (is_special(a) and is_special(b)) or np.array_equal(a, b) or region_overlap(a, b, size) >= EQUAL_OVERLAP
+        for a, b in zip(first, second))
 
 
 def supervised_run(tracker: Tracker, seq: Sequence, skip: int = SKIP_INITIALIZE) -> tuple[Trajectory, float]:
@@ -220,7 +222,8 @@ def supervised_run(tracker: Tracker, seq: Sequence, skip: int = SKIP_INITIALIZE)
             started = time.perf_counter()
             region = np.asarray(tracker.track(image).box, dtype=np.float32)
             seconds += time.perf_counter() - started
-            if region_overlap(region, seq.regions[frame], size) <= FAILURE_OVERLAP:
+            lost = not np.isfinite(region).all()  # a NaN or infinite box overlaps nothing
+            if lost or region_overlap(region, seq.regions[frame], size) <= FAILURE_OVERLAP:
                 trajectory[frame] = special(FAILURE)
                 frame += skip
                 break
@@ -234,7 +237,7 @@ def supervised_runs(tracker_factory: Callable[[], Tracker], seq: Sequence,
     """Up to `repetitions` runs, each with a fresh tracker, stopping after three identical ones."""
     runs: list[Trajectory] = []
     for _ in range(repetitions):
-        if len(runs) >= IDENTICAL_RUNS and all(_identical(runs[0], other) for other in runs[1:]):
+        if len(runs) >= IDENTICAL_RUNS and all(_identical(runs[0], other, seq.image_size()) for other in runs[1:]):
             break
         runs.append(supervised_run(tracker_factory(), seq)[0])
     return runs
