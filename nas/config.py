@@ -343,8 +343,10 @@ def _check_choices(section: Any, name: str, choices: dict[str, tuple[str, ...]],
 
 
 def _check_eao(fitness: FitnessConfig, fail) -> None:
-    """eao scores VOT's supervised protocol: it needs a VOT-layout validation set and runs long enough
-    to reach the year's EAO interval."""
+    """A val_format belongs to a val_root; eao scores VOT's supervised protocol: it needs a VOT-layout
+    validation set and runs long enough to reach the year's EAO interval."""
+    if fitness.val_format is not None and fitness.val_root is None:
+        raise fail("fitness.val_format", "applies to fitness.val_root, which is not set; drop it or set val_root")
     if fitness.metric != "eao":
         return
     if fitness.val_root is None or fitness.val_format != "vot":

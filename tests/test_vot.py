@@ -331,6 +331,7 @@ def _config(tmp_path, fitness: dict) -> dict:
     ({"metric": "eao", "val_root": "v", "val_format": "vot", "eao_year": 2017}, "fitness.eao_year",
      "expected one of 2018, 2019"),
     ({"val_format": "vott"}, "fitness.val_format", "expected one of None, got10k"),
+    ({"val_format": "vot"}, "fitness.val_format", "applies to fitness.val_root, which is not set"),
 ])
 def test_config_eao_errors_are_one_line(tmp_path, fitness, key, message):
     with pytest.raises(ConfigError, match=message) as err:
@@ -359,3 +360,12 @@ def test_validate_run_opens_the_vot_validation_set(tmp_path, tiny_data):
                            "data": {"root": str(tiny_data), "split": "train"}}, source="run.yaml", base=tmp_path)
     with pytest.raises(ConfigError, match=r"run.yaml: fitness.val_root: .*nothing: dataset root is not a directory"):
         validate_run(broken, search=True)
+
+
+def test_vot_protocol_on_another_layout_is_one_line(tiny_data, tmp_path, capsys):
+    rc = main(["score", "--protocol", "vot", "--dataset", str(tiny_data), "--split", "val", "--results", str(tmp_path),
+               "--tracker", "x"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "the VOT protocol needs a VOT-layout dataset (--format vot), got got10k" in err
+    assert len(err.strip().splitlines()) == 1

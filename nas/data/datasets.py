@@ -473,7 +473,8 @@ def _looks_like_vot(root: Path) -> bool:
     """list.txt whose first sequence has a VOT `sequence` file or `color/` folder, or lacks GOT-10k's
     absence.label and meta_info.ini."""
     try:
-        first = next(line.strip() for line in (root / "list.txt").read_text(encoding="utf-8").splitlines() if line.strip())
+        lines = (root / "list.txt").read_text(encoding="utf-8").splitlines()
+        first = next(line.strip() for line in lines if line.strip())
     except (OSError, UnicodeDecodeError, StopIteration):
         return False
     folder = root / first

@@ -144,7 +144,8 @@ class SupernetFitness:
         arch = Arch(self.space, tuple(int(g) for g in genotype))
         subnet = self.recalibrated_subnet(arch, bn_sample)
         tracker = LightTrackTracker(subnet, preset(self.spec.tracker_preset), str(self.device))
-        result = score_tracker(tracker, self.subset(subset), self.spec.metric, self.spec.eao_year)  # costs: the search's record
+        # costs are not measured here: they are the search's record
+        result = score_tracker(tracker, self.subset(subset), self.spec.metric, self.spec.eao_year)
         if self.spec.latency_runs:
             result["latency_ms"] = measure_latency(subnet, self.space.spec.template_size, self.space.spec.search_size,
                                                    runs=self.spec.latency_runs, warmup=2,
