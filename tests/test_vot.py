@@ -229,6 +229,9 @@ def test_score_cli_json(workspace, capsys):
     report = json.loads(capsys.readouterr().out)
     assert {"accuracy", "robustness", "failures", "eao", "sequences"} <= set(report)
     assert report["eao"] == pytest.approx(REFERENCE["eao"][2018], abs=1e-6) and report["year"] == 2018
+    assert report["accuracy"] == pytest.approx(REFERENCE["accuracy"], abs=1e-9)
+    assert report["robustness"] == pytest.approx(REFERENCE["robustness"], abs=1e-9)
+    assert report["failures"] == REFERENCE["failures"] and set(report["sequences"]) == set(REFERENCE["sequences"])
     assert main(_score(workspace, "--tracker", TRACKER)) == 0
     table = capsys.readouterr().out
     assert "EAO(VOT2019) 0.4307" in table and table.splitlines()[2].startswith("rotated")

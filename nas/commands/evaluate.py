@@ -1,7 +1,8 @@
 """`tracknas evaluate`: track a dataset with an architecture or a baseline, then score and plot it.
 
 `--protocol vot` runs the VOT supervised (reset-based) experiment instead (`nas.fitness.vot`): result
-files go to `<results>/<tracker>/<experiment>/<seq>/<seq>_NNN.txt`, sequences run one after another,
+files go to `<results>/<tracker>/<experiment>/<seq>/<seq>_NNN.txt`, sequences run one after another
+and are always run again (`--workers`, `--backend` and `--no-resume` serve the one-pass protocols),
 and the report is the one `tracknas score --protocol vot` gives for them.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", dest="fmt", choices=DATASET_FORMATS, help="dataset layout (default: detect)")
     parser.add_argument("--split", help="dataset split, e.g. val (GOT-10k default), test, train")
     parser.add_argument("--results", required=True, metavar="OUT", type=folder, help="folder for result files, metrics, plot")
-    parser.add_argument("--workers", type=int_range(1, 256), default=1, help="sequences tracked in parallel (default 1)")
+    parser.add_argument("--workers", type=int_range(1, 256), default=1, help="sequences tracked in parallel (default 1; vot: one after another)")
     parser.add_argument("--backend", choices=BACKENDS, default="process", help="parallel backend (default process)")
     parser.add_argument("--protocol", choices=(*PROTOCOLS, VOT),
                         help="scoring protocol (default: the dataset's; otb for TrackingNet); vot (the default for "
