@@ -30,7 +30,10 @@ supernet:
   schedule: {schedule: uniform, max_gap: 100}   # or {schedule: sstrack, ...}
   backbone_checkpoint: null      # optional state dict of the supernet backbone (stem.*, blocks.*)
 fitness:                         # how a candidate is scored (see nas/fitness/supernet_fitness.py)
-  metric: ao_sr50                # (AO + SR0.5) / 2 as LightTrack; or ao, auc
+  metric: ao_sr50                # (AO + SR0.5) / 2 as LightTrack; or ao, auc, eao (VOT supervised EAO)
+  val_root: null                 # validation set elsewhere (eao: a VOT sequences/ folder); null: data.root
+  val_format: null               # its layout (eao needs vot); null: detect
+  eao_year: 2019                 # eao: the VOT year whose EAO interval is averaged (2018 | 2019)
   bn_batches: 200                # BN recalibration: batches of training pairs ...
   bn_batch_size: 32              # ... of this size
   max_sequences: null            # evaluate on the first N validation sequences (null: all)
@@ -59,6 +62,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from nas.data.datasets import DATASET_FORMATS
 from nas.data.synth import DEFAULT_FRAMES, DEFAULT_SEQUENCES, DEFAULT_SIZE, DEFAULT_VAL_FRACTION, check_args
 from nas.errors import ConfigError
 from nas.io import load_json, load_yaml
@@ -114,6 +118,18 @@ class FitnessConfig:
     final_top_k: int | None = None
     final_bn_samples: int = 2
     final_subsets: int = 2
+    val_root: str | None = None
+    val_format: str | None = None
+    eao_year: int = 2019
+
+
+def validation_source(data_root: str, data_format: str | None, val_split: str | None, val_root: str | None,
+                      val_format: str | None) -> tuple[str, str | None, str | None]:
+    """(root, format, split) of the fitness's validation set: `val_root` when given, else the data root's
+    `val_split`. A VOT tree has no splits, so its split is None."""
+    if val_root is None:
+        return data_root, data_format, val_split
+    return val_root, val_format, None if val_format == "vot" else val_split
 
 
 @dataclass(frozen=True)
@@ -256,8 +272,12 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
     supernet = SupernetConfig(**values)
     if supernet.batch_size > supernet.pairs_per_epoch:
         raise fail("supernet.batch_size", f"expected <= pairs_per_epoch ({supernet.pairs_per_epoch})")
-    fitness = FitnessConfig(**typed_section(data, "fitness", FitnessConfig, fail))
+    fitness_values = typed_section(data, "fitness", FitnessConfig, fail)
+    if fitness_values.get("val_root") is not None:
+        fitness_values["val_root"] = _resolve(base, str(fitness_values["val_root"]))
+    fitness = FitnessConfig(**fitness_values)
     _check_choices(fitness, "fitness", FITNESS_CHOICES, fail)
+    _check_eao(fitness, fail)
     for key, (low, high) in FITNESS_COUNTS.items():
         if getattr(fitness, key) is not None:
             _check_int(getattr(fitness, key), low, high, fail, f"fitness.{key}")
@@ -296,7 +316,9 @@ FITNESS_COUNTS = {"bn_batches": (1, MAX_COUNT), "bn_batch_size": (1, 65_536), "m
 SEARCH_COUNTS = {"population": (1, 100_000), "top_k": (1, 100_000), "mutations": (0, 100_000),
                  "crossovers": (0, 100_000), "generations": (1, 100_000), "max_retries": (0, 1000)}
 PATH_SAMPLERS = ("uniform", "fair", "sandwich", "anchored")
-FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc"), "tracker_preset": ("default", "vot2019")}
+FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc", "eao"), "tracker_preset": ("default", "vot2019"),
+                   "val_format": (None, *DATASET_FORMATS), "eao_year": (2018, 2019)}
+EAO_LOW = {2018: 100, 2019: 46}  # first length of each year's EAO interval (nas.fitness.vot.EAO_INTERVALS)
 SEARCH_CHOICES = {"algorithm": ("evolution", "nsga2", "random")}
 SYNTHESIZE_KEYS = {"sequences": int, "frames": int, "seed": int, "val_fraction": float, "size": list}
 
@@ -317,7 +339,23 @@ def _check_float(value: Any, low: float, high: float, open_low: bool, fail, key:
 def _check_choices(section: Any, name: str, choices: dict[str, tuple[str, ...]], fail) -> None:
     for key, allowed in choices.items():
         if getattr(section, key) not in allowed:
-            raise fail(f"{name}.{key}", f"expected one of {', '.join(allowed)}, got {getattr(section, key)!r}")
+            raise fail(f"{name}.{key}", f"expected one of {', '.join(map(str, allowed))}, got {getattr(section, key)!r}")
+
+
+def _check_eao(fitness: FitnessConfig, fail) -> None:
+    """A val_format belongs to a val_root; eao scores VOT's supervised protocol: it needs a VOT-layout
+    validation set and runs long enough to reach the year's EAO interval."""
+    if fitness.val_format is not None and fitness.val_root is None:
+        raise fail("fitness.val_format", "applies to fitness.val_root, which is not set; drop it or set val_root")
+    if fitness.metric != "eao":
+        return
+    if fitness.val_root is None or fitness.val_format != "vot":
+        raise fail("fitness.metric", "eao needs a VOT-layout validation set: set fitness.val_root (a VOT "
+                   "sequences/ folder) and fitness.val_format: vot")
+    low = EAO_LOW[fitness.eao_year]
+    if fitness.max_frames is not None and fitness.max_frames <= low:
+        raise fail("fitness.max_frames", f"eao averages VOT{fitness.eao_year}'s interval from length {low}: "
+                   f"expected more than {low} frames or null, got {fitness.max_frames}")
 
 
 def _check_synthesize(synth: Any, fail) -> None:
@@ -354,7 +392,8 @@ def typed_section(data: dict, key: str, cls: type, fail) -> dict:
         default, optional = defaults[name], "None" in str(cls.__dataclass_fields__[name].type)
         if value is None and optional:
             continue
-        expected = type(default) if default is not None else int
+        expected = type(default) if default is not None else \
+            str if "str" in str(cls.__dataclass_fields__[name].type) else int
         ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if expected is float else \
             isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if not ok:

@@ -1,4 +1,4 @@
-"""Readers for GOT-10k, LaSOT, OTB-100, TrackingNet and UAV123 trees, each returning `list[Sequence]`.
+"""Readers for GOT-10k, LaSOT, OTB-100, TrackingNet, UAV123 and VOT (short-term) trees, each returning `list[Sequence]`.
 
 Layouts follow the toolkits' own loaders (shared/notes/evaluation.md §2). Every structural problem
 (missing file or frame, annotation/frame count mismatch, malformed number, bad label, invalid
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nas.data.regions import UNKNOWN, bounding_box, is_special, read_regions, special
 from nas.data.sequence import Sequence
 from nas.data.uav123_ranges import UAV123_RANGES
 from nas.errors import DataError, DataWarning
@@ -382,13 +383,104 @@ def _read_uav123_sequence(root: Path, anno: Path) -> Sequence:
                     attrs={"folder": folder_name})
 
 
+# ------------------------------------------------------------------------------------------ VOT
+VOT_FRAME_PATTERN = "%08d.jpg"
+
+
+def read_vot(root: Path, split: str | None = None) -> list[Sequence]:
+    """VOT `root/list.txt` (root = a workspace's `sequences/`), each sequence read as vot-toolkit 0.9.0
+    reads it: frames from the `sequence` file's `channels.color` pattern, else `color/%08d.jpg`, else
+    `%08d.jpg` in the folder; `groundtruth.txt` boxes or polygons (`nas.data.regions`); tags from
+    `*.tag` / `*.label` files (a line "1" marks the frame)."""
+    root = Path(root)
+    if split is not None:
+        raise DataError(f"VOT has no splits, got {split!r}; drop the split", source=str(root))
+    return [_read_vot_sequence(root / name, name) for name in _read_list(root / "list.txt", key="VOT sequences")]
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    """key=value lines of a VOT `sequence` metadata file."""
+    pairs = (line.partition("=") for line in read_text(path, error=DataError, what="sequence file").splitlines())
+    return {key.strip(): value.strip() for key, sep, value in pairs if sep}
+
+
+def _vot_frames(folder: Path, properties: dict[str, str], key: str) -> tuple[Path, str]:
+    """(image folder, file pattern) of a VOT sequence's colour channel."""
+    pattern = properties.get("channels.color")
+    if pattern is None:
+        pattern = f"color/{VOT_FRAME_PATTERN}" if (folder / "color").is_dir() else VOT_FRAME_PATTERN
+    elif pattern.endswith(("/", "\\")) or "%" not in pattern:
+        pattern = pattern.rstrip("/\\") + "/" + VOT_FRAME_PATTERN
+    image_folder, _, file_pattern = pattern.replace("\\", "/").rpartition("/")
+    try:
+        file_pattern % 1
+    except (TypeError, ValueError):
+        raise DataError(f"channels.color: expected a pattern like color/%08d.jpg, got {pattern!r}",
+                        source=str(folder / "sequence"), key=key) from None
+    return folder / image_folder, file_pattern
+
+
+def _read_tags(folder: Path, n: int) -> dict[str, np.ndarray]:
+    tags = {}
+    for path in sorted([*folder.glob("*.tag"), *folder.glob("*.label")]):
+        marks = [line.strip() == "1" for line in read_text(path, error=DataError, what="tag file").splitlines()]
+        tags[path.stem] = np.array((marks + [False] * n)[:n], dtype=bool)
+    return tags
+
+
+def _read_vot_sequence(folder: Path, name: str) -> Sequence:
+    key = _seq_key(name)
+    if not folder.is_dir():
+        raise DataError("sequence folder listed in list.txt is missing", source=str(folder), key=key)
+    properties = _read_properties(folder / "sequence") if (folder / "sequence").is_file() else {}
+    image_folder, file_pattern = _vot_frames(folder, properties, key)
+    present = _image_names(image_folder, key)
+    gt_path = folder / properties.get("groundtruth", "groundtruth.txt")
+    regions = read_regions(gt_path, key)
+    length = properties.get("length", "")
+    if length.isdigit():
+        n = int(length)
+    else:  # the toolkit scans frames 1, 2, ... until one is missing
+        n = next(i for i in range(len(present) + 1) if file_pattern % (i + 1) not in present)
+    frames = _frame_paths(image_folder, [file_pattern % i for i in range(1, n + 1)], present, key)
+    if len(regions) > n:
+        raise DataError(f"has {len(regions)} regions but the sequence has {n} frames", source=str(gt_path), key=key)
+    unknown = sum(is_special(region) for region in regions[1:])
+    missing = n - len(regions)
+    if unknown or missing:
+        found = [f"{count} {what}" for count, what in ((unknown, "NaN or special-code regions"),
+                                                       (missing, "frames past the last line")) if count]
+        warnings.warn(f"{gt_path}: {key}: {', '.join(found)} (unknown ground truth: overlap 0, as the VOT toolkit "
+                      "scores it)", DataWarning, stacklevel=3)
+    regions = regions + [special(UNKNOWN) for _ in range(missing)]
+    width, height = properties.get("width", ""), properties.get("height", "")
+    resolution = (int(width), int(height)) if width.isdigit() and height.isdigit() else None
+    return Sequence(name, frames, np.stack([bounding_box(region) for region in regions]), resolution=resolution,
+                    regions=regions, dataset="vot", attrs={"tags": _read_tags(folder, n)})
+
+
 # ------------------------------------------------------------------------------------------ dispatch
 def _children(root: Path) -> list[Path]:
     return [p for p in root.iterdir() if p.is_dir()]
 
 
 def _looks_like_got10k(root: Path) -> bool:
-    return (root / "list.txt").is_file() or any((root / s / "list.txt").is_file() for s in GOT10K_SPLITS)
+    return ((root / "list.txt").is_file() and not _looks_like_vot(root)) or \
+        any((root / s / "list.txt").is_file() for s in GOT10K_SPLITS)
+
+
+def _looks_like_vot(root: Path) -> bool:
+    """list.txt whose first sequence has a VOT `sequence` file or `color/` folder, or lacks GOT-10k's
+    absence.label and meta_info.ini."""
+    try:
+        lines = (root / "list.txt").read_text(encoding="utf-8").splitlines()
+        first = next(line.strip() for line in lines if line.strip())
+    except (OSError, UnicodeDecodeError, StopIteration):
+        return False
+    folder = root / first
+    got10k_labels = (folder / "absence.label").is_file() or (folder / "meta_info.ini").is_file()
+    return (folder / "groundtruth.txt").is_file() and ((folder / "sequence").is_file() or (folder / "color").is_dir()
+                                                       or not got10k_labels)
 
 
 def _looks_like_lasot(root: Path) -> bool:
@@ -414,6 +506,7 @@ _FORMATS: dict[str, tuple[Callable[[Path, str | None], list[Sequence]], Callable
     "otb": (read_otb, _looks_like_otb),
     "trackingnet": (read_trackingnet, _looks_like_trackingnet),
     "uav123": (read_uav123, _looks_like_uav123),
+    "vot": (read_vot, _looks_like_vot),
 }
 DATASET_FORMATS = tuple(_FORMATS)
 

@@ -24,6 +24,8 @@ class Sequence:
     `resolution` is (W, H) when known from metadata (GOT-10k meta_info.ini), else read from frame 0.
     `scored` marks the frames the one-pass protocols count (None = all): UAV123 leaves out its NaN
     rows, as got10k's `ExperimentUAV123` and pytracking do.
+    `regions` holds VOT ground truth as the toolkit scores it (`nas.data.regions`: boxes, rotated
+    polygons, special codes), one per frame; `boxes` are then their axis-aligned bounds.
     """
 
     name: str
@@ -33,6 +35,7 @@ class Sequence:
     cover: np.ndarray | None = None
     resolution: tuple[int, int] | None = None
     scored: np.ndarray | None = None
+    regions: list[np.ndarray] | None = None
     dataset: str = ""
     attrs: dict = field(default_factory=dict)
 
@@ -52,7 +55,7 @@ class Sequence:
         """The first `n` frames as a sequence of their own (quick evaluations, fitness subsets)."""
         cut = lambda a: None if a is None else a[:n]  # noqa: E731
         return replace(self, frames=self.frames[:n], boxes=self.boxes[:n], visible=cut(self.visible),
-                       cover=cut(self.cover), scored=cut(self.scored))
+                       cover=cut(self.cover), scored=cut(self.scored), regions=cut(self.regions))
 
     def image_size(self) -> tuple[int, int]:
         """(W, H) of the video: metadata when available, else the size of frame 0."""

@@ -3,8 +3,9 @@
 For each architecture: extract its path with the inherited weights, re-estimate the path's BN
 statistics on training pairs (the supernet's running statistics mix every path), then track the
 validation split with the same LightTrack pipeline and metrics that `tracknas evaluate` uses.
-Default fitness = (AO + SR0.5) / 2 on the GOT-10k protocol, as LightTrack; `ao` and `auc` (OTB
-one-pass success AUC) are also available.
+Default fitness = (AO + SR0.5) / 2 on the GOT-10k protocol, as LightTrack; `ao`, `auc` (OTB
+one-pass success AUC) and `eao` (VOT's supervised protocol on a VOT-layout validation set, scored by
+`nas.fitness.vot.analyse` as `tracknas score --protocol vot`) are also available.
 
 `FitnessSpec` is a small picklable recipe; calling it builds a `SupernetFitness` that keeps the
 supernet, the validation frames and the BN batches resident, so a Ray actor pays for them once and
@@ -20,6 +21,7 @@ do-nothing tracker on exactly the frames of a subset, so every fitness has its f
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +31,9 @@ from nas.cost.latency import measure_latency
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
 from nas.data.sequence import Sequence, split_trackable
-from nas.errors import ConfigError
+from nas.config import validation_source
+from nas.errors import ConfigError, DataWarning
+from nas.fitness import vot
 from nas.fitness.harness import run_sequence
 from nas.fitness.scoring import score_predictions
 from nas.io import torch_load
@@ -40,7 +44,7 @@ from trackers.identity import IdentityTracker
 from trackers.lighttrack.geometry import output_strides
 from trackers.lighttrack.tracker import LightTrackTracker, preset
 
-FITNESS_METRICS = ("ao_sr50", "ao", "auc")
+FITNESS_METRICS = ("ao_sr50", "ao", "auc", "eao")
 BN_CACHE_LIMIT = 1024  # pairs kept decoded in memory; larger recalibration sets are re-read each time
 
 
@@ -61,16 +65,26 @@ class FitnessSpec:
     seed: int = 0
     threads: int | None = None  # torch threads in the evaluating process (None: leave as is)
     latency_runs: int = 0  # > 0: also measure the search branch's latency (median of this many runs)
+    val_root: str | None = None  # validation set elsewhere (eao: a VOT sequences/ folder)
+    val_format: str | None = None
+    eao_year: int = vot.DEFAULT_YEAR
 
     def __post_init__(self):
         if self.metric not in FITNESS_METRICS:
             raise ConfigError(f"expected one of {', '.join(FITNESS_METRICS)}, got {self.metric!r}", key="fitness.metric")
+        if self.metric == "eao" and self.validation()[1] != "vot":
+            raise ConfigError("eao needs a VOT-layout validation set (val_format vot)", key="fitness.metric")
+        vot.eao_interval(self.eao_year)
         for key in ("bn_batches", "bn_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"expected a positive integer, got {getattr(self, key)!r}", key=f"fitness.{key}")
 
     def __call__(self) -> "SupernetFitness":
         return SupernetFitness(self)
+
+    def validation(self) -> tuple[str, str | None, str | None]:
+        """(root, format, split) of the validation set."""
+        return validation_source(self.data_root, self.data_format, self.val_split, self.val_root, self.val_format)
 
 
 class SupernetFitness:
@@ -89,7 +103,7 @@ class SupernetFitness:
                               f"expected {self.space.hash}", source=spec.checkpoint)
         self.supernet.load_state_dict(state["model"])
         self.supernet.to(self.device).eval()
-        self._val = open_dataset(spec.data_root, spec.data_format, spec.val_split)
+        self._val = open_dataset(*spec.validation())
         self._subsets: dict[int, list[Sequence]] = {}
         self.sequences = self.subset(0)
         self._train = open_dataset(spec.data_root, spec.data_format, spec.train_split)
@@ -130,7 +144,8 @@ class SupernetFitness:
         arch = Arch(self.space, tuple(int(g) for g in genotype))
         subnet = self.recalibrated_subnet(arch, bn_sample)
         tracker = LightTrackTracker(subnet, preset(self.spec.tracker_preset), str(self.device))
-        result = score_tracker(tracker, self.subset(subset), self.spec.metric)  # costs: the search's record
+        # costs are not measured here: they are the search's record
+        result = score_tracker(tracker, self.subset(subset), self.spec.metric, self.spec.eao_year)
         if self.spec.latency_runs:
             result["latency_ms"] = measure_latency(subnet, self.space.spec.template_size, self.space.spec.search_size,
                                                    runs=self.spec.latency_runs, warmup=2,
@@ -155,12 +170,16 @@ def validation_subset(val: list[Sequence], spec: FitnessSpec, index: int) -> lis
     return [seq.head(spec.max_frames) if spec.max_frames else seq for seq in chosen]
 
 
-def score_tracker(tracker: Tracker, sequences: list[Sequence], metric: str = "ao_sr50") -> dict:
+def score_tracker(tracker: Tracker, sequences: list[Sequence], metric: str = "ao_sr50",
+                  eao_year: int = vot.DEFAULT_YEAR) -> dict:
     """Track `sequences` and score the boxes with `score_predictions`, the implementation behind
     `tracknas score`: GOT-10k AO/SR (IoU bounded by the image, frames with the target covered), OTB
     one-pass AUC (visibility ignored, as `score --protocol otb`), and `fitness` = the chosen `metric`.
-    Sequences without a valid first box are skipped (one warning each)."""
+    Sequences without a valid first box are skipped (one warning each). `eao` runs VOT's supervised
+    protocol instead (`score_supervised`)."""
     sequences, _ = split_trackable(sequences)
+    if metric == "eao":
+        return score_supervised(tracker, sequences, eao_year)
     predictions = {seq.name: run_sequence(tracker, seq) for seq in sequences}
     overlap = score_predictions(sequences, predictions, "got10k")
     auc = score_predictions(sequences, predictions, "otb")["auc"]
@@ -171,7 +190,27 @@ def score_tracker(tracker: Tracker, sequences: list[Sequence], metric: str = "ao
             "auc": auc, "fps": frames / tracking_seconds if tracking_seconds else None}
 
 
+def score_supervised(tracker: Tracker, sequences: list[Sequence], year: int) -> dict:
+    """One supervised run per sequence scored by `nas.fitness.vot.analyse` (as `score --protocol vot`):
+    the tracker is deterministic, and the toolkit's three identical runs give the same numbers as one.
+    Where no run lasts into the year's EAO interval the toolkit's EAO is undefined (`eao` None): such a
+    candidate ranks last, with fitness 0."""
+    vot.check_vot_sequences(sequences, "fitness validation set")
+    started, runs = time.perf_counter(), {}
+    for seq in sequences:
+        runs[seq.name] = [vot.supervised_run(tracker, seq)[0]]
+    seconds = time.perf_counter() - started
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # an undefined EAO is reported in the result instead
+        report = vot.analyse(sequences, runs, year)
+    frames = sum(len(seq) for seq in sequences)
+    return {"fitness": report["eao"] or 0.0, "eao": report["eao"], "accuracy": report["accuracy"],
+            "robustness": report["robustness"], "failures": report["failures"],
+            "fps": frames / seconds if seconds else None}
+
+
 def identity_scores(spec: FitnessSpec, subsets: int = 1) -> list[dict]:
     """The identity tracker's scores on validation subsets 0 .. subsets-1 (no model is loaded)."""
-    val = open_dataset(spec.data_root, spec.data_format, spec.val_split)
-    return [score_tracker(IdentityTracker(), validation_subset(val, spec, k), spec.metric) for k in range(subsets)]
+    val = open_dataset(*spec.validation())
+    return [score_tracker(IdentityTracker(), validation_subset(val, spec, k), spec.metric, spec.eao_year)
+            for k in range(subsets)]

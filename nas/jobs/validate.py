@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nas.config import RunConfig
+from nas.config import RunConfig, validation_source
 from nas.cost.sampling import check_feasible
 from nas.data import synth
 from nas.data.datasets import open_dataset
@@ -66,21 +66,27 @@ def _check_search(cfg: RunConfig, space: SearchSpace) -> None:
 
 
 def _check_data(cfg: RunConfig, search: bool) -> None:
-    root = Path(cfg.data.root)
+    root, fc = Path(cfg.data.root), cfg.fitness
+    sets = {}
+    if search and fc.val_root is not None:  # a validation set of its own: never synthesised, always checked
+        sets["fitness.val_root"] = validation_source(str(root), cfg.data.format, fc.val_split, fc.val_root,
+                                                     fc.val_format)
     listed = all((root / split / "list.txt").is_file() for split in ("train", "val"))
     if cfg.data.synthesize is not None and not listed:
         synth.check_output_dir(root, overwrite=True)  # refuses anything synthesis did not create
-        return
-    if not root.is_dir():
+    elif not root.is_dir():
         raise ConfigError(f"expected a dataset folder, got {'a file' if root.exists() else 'nothing'} at {root} "
                           "(data.synthesize creates the default data)", source=cfg.source, key="data.root")
-    splits = {"data.split": cfg.data.split, **({"fitness.val_split": cfg.fitness.val_split} if search else {})}
-    for key, split in splits.items():
+    else:
+        sets["data.split"] = (str(root), cfg.data.format, cfg.data.split)
+        if search and fc.val_root is None:
+            sets["fitness.val_split"] = (str(root), cfg.data.format, fc.val_split)
+    for key, (set_root, set_format, split) in sets.items():
         try:
-            sequences = open_dataset(root, cfg.data.format, split)
+            sequences = open_dataset(set_root, set_format, split)
             if not sequences:
-                raise ConfigError(f"split {split!r} holds no sequences", source=str(root))
+                raise ConfigError(f"split {split!r} holds no sequences", source=set_root)
             sequences[0].frame(0)  # the first frame decodes
         except TrackNASError as err:
             detail = ": ".join(p for p in (err.source, err.key, err.detail) if p)
-            raise ConfigError(f"{split!r} in {detail}", source=cfg.source, key=key) from None
+            raise ConfigError(f"{split!r} in {detail}" if split else detail, source=cfg.source, key=key) from None
