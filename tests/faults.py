@@ -74,9 +74,9 @@ class TracedFactory:
 
     Each worker process appends JSON lines to `<trace_dir>/attempts-<pid>.jsonl`: `start` when an
     attempt begins, `held` when it blocks, `end` when its result is about to be returned; each line
-    has the attempt's id, the genotype, the node id and the pid. An attempt starting on the node, or in
-    the process, named in the file `hold` (a node id or a pid) blocks until the file names something
-    else or goes: meanwhile the test removes the node, or waits for another actor to take over.
+    has the attempt's id, the genotype, the node id and the pid. An attempt starting while the file
+    `hold` names its node or its process (a node id, a pid, or `all`) blocks until the file names
+    something else or goes: meanwhile the test removes the node, or waits for another actor to take over.
     """
 
     factory: Callable[[], object]
@@ -103,7 +103,7 @@ class _Traced:
 
     def _held(self) -> bool:
         try:
-            return Path(self.trace.hold).read_text() in (self.node, str(os.getpid()))
+            return Path(self.trace.hold).read_text() in (self.node, str(os.getpid()), "all")
         except FileNotFoundError:
             return False
 

@@ -23,6 +23,7 @@ import pytest
 
 from conftest import TINY_SPACE
 from faults import TracedFactory, read_attempts
+from nas.io import atomic_write_text
 from nas.raytools import RayFailure
 from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, SearchState, run_search
 from nas.search.toy import ToyFactory
@@ -65,42 +66,22 @@ def _wait_for(condition, what: str, timeout: float = 60.0):
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-class _NodeRemover(threading.Thread):
-    """Removes a worker node mid-search, with work in flight on it, and makes its replacement actor work.
+class _Search(threading.Thread):
+    """`run_search` on a thread, so that the test can remove nodes meanwhile, and fails if it stalls."""
 
-    Once every actor has begun evaluating: holds the evaluations of the node hosting the most actors,
-    waits until each of its actors is stuck in one, records which addresses the cluster listens on,
-    and removes that node (its held attempts die with it). Then holds the remaining node's old actor
-    until an actor started after the loss evaluates a candidate there.
-    """
-
-    def __init__(self, cluster, workers, trace_dir: Path, hold: Path):
+    def __init__(self, *args):
         super().__init__(daemon=True)
-        self.cluster, self.workers, self.trace_dir, self.hold = cluster, workers, trace_dir, hold
-        self.victim = self.survivor = self.removed_at = self.error = None
-        self.listeners: dict[str, int] = {}
-
-    def _actors(self) -> set[tuple[str, int]]:
-        return {(a["node"], a["pid"]) for a in read_attempts(self.trace_dir)}
+        self.args, self.result, self.error = args, None, None
 
     def run(self) -> None:
         try:
-            actors = _wait_for(lambda: len(self._actors()) == WORKERS and self._actors(), "every actor to evaluate")
-            victim_id, hosted = Counter(node for node, _ in actors).most_common(1)[0]
-            self.victim, self.survivor = sorted(self.workers, key=lambda node: node.node_id != victim_id)
-            self.hold.write_text(victim_id)
-            _wait_for(lambda: sum(a["event"] == "held" for a in read_attempts(self.trace_dir)) == hosted,
-                      "every actor of the node to be removed to hold a candidate")
-            self.listeners = listening(descendants(os.getpid()))
-            self.removed_at = time.time()
-            self.cluster.remove_node(self.victim)
-            (old_pid,) = (pid for node, pid in actors if node == self.survivor.node_id)
-            self.hold.write_text(str(old_pid))
-            _wait_for(lambda: self._actors() - actors, "a replacement actor to evaluate on the remaining node")
+            self.result = run_search(*self.args, progress=False)
         except BaseException as exc:  # noqa: BLE001  (re-raised by the test, on its own thread)
             self.error = exc
-        finally:
-            self.hold.unlink(missing_ok=True)
+
+
+def _actors(trace_dir: Path) -> set[tuple[str, int]]:
+    return {(a["node"], a["pid"]) for a in read_attempts(trace_dir)}
 
 
 @pytest.mark.slow
@@ -112,30 +93,46 @@ def test_search_spreads_over_two_nodes_and_survives_losing_one(tmp_path, cluster
 
     trace_dir, hold = tmp_path / "attempts", tmp_path / "hold"
     trace_dir.mkdir()
-    pool = RayPoolEvaluator(TracedFactory(replace(toy, delay=0.1), str(trace_dir), str(hold)), WORKERS, ray_cluster.address,
-                            max_retries=2, start_timeout=60)
-    remover = _NodeRemover(ray_cluster, workers, trace_dir, hold)
+    hold.write_text("all")  # every evaluation waits until each actor holds one: none is left out by a slow start
+    pool = RayPoolEvaluator(TracedFactory(replace(toy, delay=0.1), str(trace_dir), str(hold)), WORKERS,
+                            ray_cluster.address, max_retries=2, start_timeout=60)
     try:
-        remover.start()
-        result = run_search(space, SETTINGS, pool, tmp_path / "state.json", progress=False)
-        remover.join(timeout=60)
-        assert remover.error is None, remover.error
-        restarts_after_search, attempts = pool.restarts, read_attempts(trace_dir)
+        search = _Search(space, SETTINGS, pool, tmp_path / "state.json")
+        search.start()
+        try:
+            _wait_for(lambda: sum(a["event"] == "held" for a in read_attempts(trace_dir)) == WORKERS,
+                      "every actor to hold a candidate")
+            actors = _actors(trace_dir)
+            victim_id, _ = Counter(node for node, _ in actors).most_common(1)[0]
+            victim, survivor = sorted(workers, key=lambda node: node.node_id != victim_id)
+            atomic_write_text(hold, victim_id)  # the other node goes on; the victim's actors stay stuck
+            listeners = listening(descendants(os.getpid()))
+            removed_at = time.time()
+            ray_cluster.remove_node(victim)  # its two held attempts die with it
+            (old_pid,) = (pid for node, pid in actors if node == survivor.node_id)
+            atomic_write_text(hold, str(old_pid))  # only a replacement actor can go on now
+            _wait_for(lambda: _actors(trace_dir) - actors, "a replacement actor to evaluate on the remaining node")
+        finally:
+            hold.unlink(missing_ok=True)
+        search.join(timeout=120)
+        assert not search.is_alive(), "the search stalled after losing a node"
+        assert search.error is None, search.error
+        result, restarts_after_search, attempts = search.result, pool.restarts, read_attempts(trace_dir)
 
         # with no node left, a batch gives up with one line instead of waiting forever
-        ray_cluster.remove_node(remover.survivor)
+        ray_cluster.remove_node(survivor)
         pool.start_timeout = 2
         with pytest.raises(RayFailure, match="no fitness actor could start within 2 s"):
             list(pool.evaluate([result.best.genotype]))
     finally:
         pool.close()
 
-    before = [a for a in attempts if a["time"] < remover.removed_at]
-    after = [a for a in attempts if a["time"] >= remover.removed_at]
+    before = [a for a in attempts if a["time"] < removed_at]
+    after = [a for a in attempts if a["time"] >= removed_at]
     # the actors landed on both worker nodes (never on the CPU-less head)
     assert {a["node"] for a in before} == {node.node_id for node in workers}
     # after the loss, everything ran on the node that remained, including a replacement actor started there
-    assert after and {a["node"] for a in after} == {remover.survivor.node_id}
+    assert after and {a["node"] for a in after} == {survivor.node_id}
     assert {a["pid"] for a in after} - {a["pid"] for a in before}, "no replacement actor worked on the remaining node"
     assert restarts_after_search == 2  # the two actors of the removed node, nothing else
 
@@ -152,7 +149,7 @@ def test_search_spreads_over_two_nodes_and_survives_losing_one(tmp_path, cluster
     # from inside the actors: each candidate completed exactly once; a second start only after the loss
     starts = Counter(tuple(a["genotype"]) for a in attempts if a["event"] == "start")
     ends = Counter(tuple(a["genotype"]) for a in attempts if a["event"] == "end")
-    lost = {tuple(a["genotype"]) for a in attempts if a["event"] == "held" and a["node"] == remover.victim.node_id}
+    lost = {tuple(a["genotype"]) for a in attempts if a["event"] == "held" and a["node"] == victim.node_id}
     by_genotype = {tuple(record["genotype"]): record for record in state.evaluated.values()}
     assert set(ends) == set(by_genotype) and set(ends.values()) == {1}
     assert len(lost) == 2 and lost <= set(by_genotype)
@@ -160,4 +157,4 @@ def test_search_spreads_over_two_nodes_and_survives_losing_one(tmp_path, cluster
         assert record["attempts"] == starts[genotype] == (2 if genotype in lost else 1), genotype
 
     # the cluster listened on loopback only while all three nodes ran
-    assert len(remover.listeners) >= 3 and all(is_loopback(addr) for addr in remover.listeners), remover.listeners
+    assert len(listeners) >= 3 and all(is_loopback(addr) for addr in listeners), listeners

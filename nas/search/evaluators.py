@@ -191,7 +191,8 @@ class RayPoolEvaluator:
             if not done:
                 raise nas.raytools.RayFailure(
                     f"no fitness actor could start within {self.start_timeout:.0f} s: no node of the cluster has the "
-                    f"free resources one needs; add a node, then continue with --resume (see {nas.raytools.ray_log_dir()})")
+                    "free resources one needs; add a node, then continue with --resume "
+                    f"(see {nas.raytools.ray_log_dir()})")
             ref = done[0]
             if ref in self._starting:
                 started = self._started(ref)
