@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import signal
@@ -15,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, TINY_SPACE
-from faults import FaultyFactory, read_marker
+from faults import FaultyFactory, UnloadableFactory, read_marker
 from nas.cost.sampling import extreme_genotype
 from nas.cost.table import cost_table
 from nas.errors import ConfigError
+from nas.raytools import RayFailure
 from nas.search import LocalEvaluator, RayPoolEvaluator, SearchSettings, SearchState, run_search
 from nas.search.evolution import rng_for
 from nas.search.operators import Variation
@@ -177,6 +179,16 @@ def test_ray_pool_survives_a_killed_actor_and_a_failing_candidate(tmp_path, ray_
     assert all(r["attempts"] == 1 for aid, r in remote.evaluated.items() if aid not in (killed, first.best.arch_id))
     assert outcome(remote) == outcome(local)  # worker count and completion order do not change the search
     assert remote.best.arch_id != first.best.arch_id
+
+
+def test_ray_pool_gives_up_with_one_line_when_no_actor_can_start(tmp_path, ray_session):
+    pool = RayPoolEvaluator(UnloadableFactory(os.getpid()), workers=1, max_retries=0)
+    try:
+        with pytest.raises(RayFailure, match="fitness actors keep dying while starting"):
+            list(pool.evaluate([(0,) * 4]))
+    finally:
+        pool.close()
+    assert pool.restarts == 1  # replaced once (workers x (max_retries + 1) deaths allowed), then given up
 
 
 def test_nsga2_returns_a_non_dominated_front(tmp_path):

@@ -93,40 +93,61 @@ class LocalEvaluator:
 
 
 class _FitnessActor:
-    """Holds one fitness for the actor's lifetime (the expensive state is built here, once)."""
+    """Holds one fitness for the actor's lifetime (the expensive state is built once, on the first
+    candidate, so a factory that raises fails that candidate's attempt like any other error)."""
 
     def __init__(self, factory: FitnessFactory):
-        self.fitness = factory()
+        self.factory, self.fitness = factory, None
+
+    def ready(self) -> None:
+        """Answers once the actor runs: the pool sends candidates only to actors that have answered."""
 
     def evaluate(self, genotype: list[int], trial: dict | None = None) -> tuple[float, dict[str, float]]:
+        if self.fitness is None:
+            self.fitness = self.factory()
         return score(self.fitness, tuple(genotype), trial)
 
 
 class RayPoolEvaluator:
-    """A pool of `workers` Ray actors (1 CPU each), each built once with `fitness_factory`.
+    """A pool of `workers` Ray actors (1 CPU each, spread over the cluster's nodes), each building its
+    fitness once with `fitness_factory`.
 
     Starts a private loopback-only Ray (or joins `address`) through `nas.raytools.init_ray` unless
     one is running; its logs go to `log_dir` (a run's `logs/`) when given. A failed attempt replaces
     its actor with a fresh one and is retried first; a candidate's error names the log file to read.
+
+    Losing a node: its actors' in-flight candidates fail with the actor and are retried on the actors
+    that remain (the lost attempt counts as one of `max_retries`; its result never reached the search,
+    so nothing is recorded twice). A replacement actor gets candidates only once it has started, so
+    when the remaining nodes have no room for it the pool carries on with fewer actors, and the
+    replacement joins if room appears (a node joins). Only when no actor at all has started for
+    `start_timeout` seconds, or actors keep dying while starting, does the pool give up with a
+    `RayFailure`; the search state keeps every finished candidate for `--resume`.
     """
 
     def __init__(self, fitness_factory: FitnessFactory, workers: int, address: str | None = None,
                  max_retries: int = 2, *, num_cpus: int | None = None, temp_dir: str | None = None,
-                 log_dir: str | os.PathLike | None = None):
+                 log_dir: str | os.PathLike | None = None, start_timeout: float = 600.0):
         import ray
 
         if workers < 1:
             raise ValueError("RayPoolEvaluator needs workers >= 1 (use LocalEvaluator for in-process)")
         self.log_dir = log_dir
         self.owns_ray = nas.raytools.init_ray(address=address, num_cpus=num_cpus, temp_dir=temp_dir, log_dir=log_dir)
-        self.max_retries = max_retries
-        self._actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_FitnessActor)
+        self.max_retries, self.start_timeout = max_retries, start_timeout
+        self._actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0,
+                                       scheduling_strategy="SPREAD")(_FitnessActor)
         self._factory_ref = ray.put(fitness_factory)
-        self.actors = [self._new_actor() for _ in range(workers)]
+        self.actors: list[Any] = [None] * workers
+        self._starting: dict[Any, int] = {}  # the `ready()` call of each actor not yet started -> its slot
+        self._start_deaths = 0  # actors that died before starting, since one last started
+        for slot in range(workers):
+            self._start(slot)
         self.restarts = 0
 
-    def _new_actor(self):
-        return self._actor_class.remote(self._factory_ref)
+    def _start(self, slot: int) -> None:
+        self.actors[slot] = self._actor_class.remote(self._factory_ref)
+        self._starting[self.actors[slot].ready.remote()] = slot
 
     def _replace(self, slot: int) -> None:
         import ray
@@ -135,23 +156,50 @@ class RayPoolEvaluator:
             ray.kill(self.actors[slot], no_restart=True)
         except Exception:  # noqa: BLE001  (the actor may already be gone; we only make sure)
             pass
-        self.actors[slot] = self._new_actor()
+        self._start(slot)
         self.restarts += 1
+
+    def _started(self, ref: Any) -> int | None:
+        """The slot whose actor answered `ref` (its `ready()` call), or None if it died starting (replaced)."""
+        import ray
+
+        slot = self._starting.pop(ref)
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            self._start_deaths += 1
+            if self._start_deaths > len(self.actors) * (self.max_retries + 1):
+                raise nas.raytools.ray_failure("fitness actors keep dying while starting", exc) from None
+            self._replace(slot)
+            return None
+        self._start_deaths = 0
+        return slot
 
     def evaluate(self, genotypes: Sequence[Genotype], trial: dict | None = None) -> Iterator[EvalOutcome]:
         import ray
 
         queue: deque[tuple[Genotype, int]] = deque((tuple(g), 1) for g in genotypes)
-        idle = list(range(len(self.actors)))
+        idle = [slot for slot in range(len(self.actors)) if slot not in self._starting.values()]
         in_flight: dict[Any, tuple[int, Genotype, int]] = {}
         while queue or in_flight:
             while queue and idle:
                 slot = idle.pop(0)
                 genotype, attempt = queue.popleft()
                 in_flight[self.actors[slot].evaluate.remote(list(genotype), trial)] = (slot, genotype, attempt)
-            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            timeout = None if in_flight else self.start_timeout  # nothing runs: every actor is still starting
+            done, _ = ray.wait([*in_flight, *self._starting], num_returns=1, timeout=timeout)
+            if not done:
+                raise nas.raytools.RayFailure(
+                    f"no fitness actor could start within {self.start_timeout:.0f} s: no node of the cluster has the "
+                    "free resources one needs; add a node, then continue with --resume "
+                    f"(see {nas.raytools.ray_log_dir()})")
+            ref = done[0]
+            if ref in self._starting:
+                started = self._started(ref)
+                if started is not None:
+                    idle.append(started)
+                continue
             slot, genotype, attempt = in_flight.pop(ref)
-            idle.append(slot)
             try:
                 value, metrics = ray.get(ref)
             except ray.exceptions.RayError as exc:
@@ -162,13 +210,17 @@ class RayPoolEvaluator:
                     error = f"{error_text(exc)} (see {nas.raytools.failure_log(exc)})"
                     yield EvalOutcome(genotype, -math.inf, {}, attempt, error)
                 continue
+            idle.append(slot)
             yield EvalOutcome(genotype, value, metrics, attempt)
 
     def close(self) -> None:
         import ray
 
         for actor in self.actors:
-            ray.kill(actor, no_restart=True)
-        self.actors = []
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001  (an actor on a lost node is already gone)
+                pass
+        self.actors, self._starting = [], {}
         if self.owns_ray:
             nas.raytools.shutdown_ray(self.log_dir)
