@@ -2,6 +2,8 @@
 that share a GPU, each exercised through its real code path (Ray schedules a declared GPU count on a CPU box)."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -148,3 +150,20 @@ def test_fitness_actors_run_on_the_gpu_they_reserved(tmp_path, tiny_data):
     assert actor_device(gpu) == "cuda" and actor_device(cpu) == "cpu"
     assert fitness_spec(gpu, device=actor_device(gpu)).device == "cuda"
     assert fitness_spec(cpu).device is None  # in-process: CUDA when present (pick_device)
+
+
+def test_gpu_check_runs_its_code_paths_on_cpu_and_its_script_refuses_without_cuda(tmp_path):
+    env = {"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"], "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--smoke"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result["train"]) == {"off", "bf16"} and all(r["pairs_per_s"] > 0 for r in result["train"].values())
+    assert all(np.isfinite(r["loss"]) for r in result["train"].values()) and "bf16" in result["amp_speedup"]
+    assert result["search"]["candidates"] == 2 and result["search"]["failed"] == 0
+    assert result["search"]["candidates_per_s"] > 0
+    if not torch.cuda.is_available():
+        script = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
+                                cwd=tmp_path, env=env)
+        assert script.returncode == 1 and script.stdout == ""
+        assert script.stderr.startswith("gpu_check: no CUDA device visible to torch")
