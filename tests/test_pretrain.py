@@ -204,3 +204,28 @@ def test_pretrained_backbone_starts_tracking_at_a_lower_loss(tmp_path, tiny_data
         run = load_config(_config(tmp_path / f"{name}.yaml", tiny_data, tmp_path / name, None, **tracking, **extra))
         losses[name] = train(run, progress=False)[0]
     assert losses["pretrained"]["cls"] < losses["random"]["cls"], losses
+
+
+@pytest.mark.slow
+def test_pretraining_on_two_ray_train_workers(tmp_path, tiny_data):
+    """`--workers 2`: each rank takes half of every batch, rank 0 writes the checkpoints and TensorBoard."""
+    import tempfile
+
+    import nas.raytools  # noqa: F401  (loopback-only Ray before ray is imported)
+    from nas.raytools import init_ray, shutdown_ray
+
+    folder = _shapes_folder(tmp_path / "shapes", per_class=8)
+    section = {"root": str(folder), "epochs": 2, "batch_size": 8, "image_size": 32, "optimizer": "adamw",
+               "lr": 0.003}
+    cfg = load_config(_config(tmp_path / "c.yaml", tiny_data, tmp_path / "run", section))
+    with pytest.raises(ConfigError, match="divisible by --workers 3"):
+        launch_pretrain(cfg, workers=3)
+    init_ray(num_cpus=2, temp_dir=tempfile.mkdtemp(prefix="tn-ray-"))  # AF_UNIX paths must stay short
+    try:
+        history = launch_pretrain(cfg, workers=2)
+    finally:
+        shutdown_ray()
+    assert [h["workers"] for h in history] == [2, 2] and all(np.isfinite(h["loss"]) for h in history)
+    state = torch_load(pretrain_dir(cfg) / BACKBONE)
+    Supernet(load_space(TINY_SPACE)).load_backbone(state)  # the checkpoint train-supernet consumes
+    assert any((tmp_path / "run" / "tb" / "pretrain").glob("events.out.tfevents.*"))
