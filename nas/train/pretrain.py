@@ -20,7 +20,6 @@ scalars under `runs/<name>/tb/pretrain/`.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -38,19 +37,19 @@ from nas.io import atomic_torch_save, atomic_write_json, torch_load
 from nas.progress import Progress
 from nas.space import Arch, SearchSpace, load_space
 from nas.supernet import Supernet
-from nas.tb import EventLog, tb_dir
+from nas.tb import EventLog
 from nas.train.lr import cosine_lr
 from nas.train.paths import PathSampler
 from nas.train.precision import Precision
 from nas.train.supernet_trainer import (
     CHECKPOINT,
     HISTORY,
-    WORKER_CPUS,
     all_reduce_mean,
     check_devices,
-    fit_on_ray,
     make_optimizer,
-    rank_log,
+    on_ray_worker,
+    refuse_overwrite,
+    run_loop,
     train_device,
 )
 from trackers.lighttrack.geometry import attachment, head_context
@@ -189,32 +188,17 @@ def _save(out_dir: Path, model: BackboneClassifier, optimizer: torch.optim.Optim
 
 
 def _pretrain_worker(config: dict) -> None:
-    import ray.train
-
-    torch.set_num_threads(WORKER_CPUS)
-    ctx = ray.train.get_context()
-    cfg = RunConfig.from_dict(config["run"])
-    rank = ctx.get_world_rank()
-    with rank_log(pretrain_dir(cfg), rank) as log:
-        pretrain(cfg, rank=rank, world=ctx.get_world_size(), resume=config["resume"], log=log,
-                 events=Path(config["events"]) if config["events"] else None)
+    on_ray_worker(config, pretrain_dir, pretrain)
 
 
 def launch_pretrain(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False,
                     tb: bool = True) -> list[dict]:
     """Pretrain in-process (`workers == 0`) or on `workers` Ray Train workers; every check runs first."""
     check_pretrain(cfg)
-    if not resume and (pretrain_dir(cfg) / CHECKPOINT).is_file():
-        raise ConfigError(f"{pretrain_dir(cfg) / CHECKPOINT} exists; pass --resume to continue that run or "
-                          "choose another name/output", source=cfg.source, key="output")
+    refuse_overwrite(cfg, pretrain_dir(cfg), resume)
     if workers and cfg.pretrain.batch_size % workers:
         raise ConfigError(f"expected a batch size divisible by --workers {workers}, got {cfg.pretrain.batch_size}",
                           source=cfg.source, key="pretrain.batch_size")
     check_devices(cfg, workers=workers, address=address)
-    events = tb_dir(cfg.output, "pretrain", tb)
-    if workers == 0:
-        return pretrain(cfg, resume=resume, events=events)
-    fit_on_ray(cfg, _pretrain_worker, {"run": cfg.to_dict(), "resume": resume,
-                                       "events": str(events.resolve()) if events else None},
-               workers=workers, address=address, out_dir=pretrain_dir(cfg), what="backbone pretraining")
-    return json.loads((pretrain_dir(cfg) / HISTORY).read_text())
+    return run_loop(cfg, pretrain, _pretrain_worker, out_dir=pretrain_dir(cfg), part="pretrain", workers=workers,
+                    address=address, resume=resume, tb=tb, what="backbone pretraining")

@@ -19,6 +19,7 @@ FLOPs, schedule log).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -302,7 +303,7 @@ PROGRESS_LOG = "progress.log"
 own worker and controller output stays in Ray's log files (`nas.raytools`)."""
 
 
-def rank_log(out_dir: Path, rank: int) -> TextIO:
+def _rank_log(out_dir: Path, rank: int) -> TextIO:
     """Where a Ray Train worker writes progress: rank 0 appends to `out_dir/progress.log` (relayed by the
     driver), the other ranks to nowhere."""
     if rank:
@@ -311,16 +312,24 @@ def rank_log(out_dir: Path, rank: int) -> TextIO:
     return open(out_dir / PROGRESS_LOG, "a", encoding="utf-8")
 
 
-def _ray_worker(config: dict) -> None:
+def on_ray_worker(config: dict, out_dir: Callable[[RunConfig], Path], loop: Callable[..., Any]) -> None:
+    """The body of a Ray Train worker started by `fit_on_ray`: `WORKER_CPUS` torch threads, the run config,
+    rank 0's progress log in `out_dir(cfg)`, then `loop(cfg, rank=, world=, resume=, log=, events=)`."""
     import ray.train
 
     torch.set_num_threads(WORKER_CPUS)
     ctx = ray.train.get_context()
     cfg = RunConfig.from_dict(config["run"])
     rank = ctx.get_world_rank()
-    with rank_log(supernet_dir(cfg), rank) as log:
-        train(cfg, rank=rank, world=ctx.get_world_size(), resume=config["resume"], report=ray.train.report, log=log,
-              events=Path(config["events"]) if config["events"] else None)
+    with _rank_log(out_dir(cfg), rank) as log:
+        loop(cfg, rank=rank, world=ctx.get_world_size(), resume=config["resume"], log=log,
+             events=Path(config["events"]) if config["events"] else None)
+
+
+def _ray_worker(config: dict) -> None:
+    import ray.train
+
+    on_ray_worker(config, supernet_dir, functools.partial(train, report=ray.train.report))
 
 
 class _Relay(threading.Thread):
@@ -382,18 +391,30 @@ def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resu
     TensorBoard event files under `runs/<name>/tb/supernet/` (rank 0 writes them, a worker on Ray)."""
     if workers < 0:
         raise ConfigError(f"expected --workers >= 0, got {workers}", key="--workers")
-    if not resume and (supernet_dir(cfg) / CHECKPOINT).is_file():
-        raise ConfigError(f"{supernet_dir(cfg) / CHECKPOINT} exists; pass --resume to continue that run or "
-                          "choose another name/output", source=cfg.source, key="output")
+    refuse_overwrite(cfg, supernet_dir(cfg), resume)
     check_devices(cfg, workers=workers, address=address)
     ensure_data(cfg)
-    events = tb_dir(cfg.output, "supernet", tb)
+    return run_loop(cfg, train, _ray_worker, out_dir=supernet_dir(cfg), part="supernet", workers=workers,
+                    address=address, resume=resume, tb=tb, what="supernet training")
+
+
+def refuse_overwrite(cfg: RunConfig, out_dir: Path, resume: bool) -> None:
+    """A finished or interrupted run's checkpoint is continued with --resume, never silently replaced."""
+    if not resume and (out_dir / CHECKPOINT).is_file():
+        raise ConfigError(f"{out_dir / CHECKPOINT} exists; pass --resume to continue that run or "
+                          "choose another name/output", source=cfg.source, key="output")
+
+
+def run_loop(cfg: RunConfig, loop: Callable[..., list[dict]], worker: Callable[[dict], None], *, out_dir: Path,
+             part: str, workers: int, address: str | None, resume: bool, tb: bool, what: str) -> list[dict]:
+    """`loop(cfg, resume=, events=)` in-process (`workers == 0`), or `worker` on Ray Train workers; returns the
+    history (rank 0's `out_dir/history.json` on Ray). TensorBoard events go to `runs/<name>/tb/<part>/`."""
+    events = tb_dir(cfg.output, part, tb)
     if workers == 0:
-        return train(cfg, resume=resume, events=events)
-    fit_on_ray(cfg, _ray_worker, {"run": cfg.to_dict(), "resume": resume,
-                                  "events": str(events.resolve()) if events else None},
-               workers=workers, address=address, out_dir=supernet_dir(cfg), what="supernet training")
-    return json.loads((supernet_dir(cfg) / HISTORY).read_text())
+        return loop(cfg, resume=resume, events=events)
+    fit_on_ray(cfg, worker, {"run": cfg.to_dict(), "resume": resume, "events": str(events.resolve()) if events else None},
+               workers=workers, address=address, out_dir=out_dir, what=what)
+    return json.loads((out_dir / HISTORY).read_text())
 
 
 def fit_on_ray(cfg: RunConfig, worker: Callable[[dict], None], loop_config: dict, *, workers: int,
