@@ -167,3 +167,20 @@ def test_gpu_check_runs_its_code_paths_on_cpu_and_its_script_refuses_without_cud
                                 cwd=tmp_path, env=env)
         assert script.returncode == 1 and script.stdout == ""
         assert script.stderr.startswith("gpu_check: no CUDA device visible to torch")
+
+
+def test_a_run_started_before_the_device_keys_existed_still_resumes(tmp_path, tiny_data):
+    from nas.jobs.search import _check_run_dir
+
+    cfg = load_config(_config(tmp_path, tiny_data))
+    old = cfg.to_dict()
+    for section, key in (("supernet", "amp"), ("supernet", "channels_last"), ("search", "gpus_per_worker")):
+        del old[section][key]
+    del old["pretrain"]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(old))
+    assert _check_run_dir(cfg, resume=True) == tmp_path / "run"
+    old["supernet"]["epochs"] += 1  # a real change to the supernet is still refused
+    (tmp_path / "run" / "config.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="config differs from the one .* in supernet"):
+        _check_run_dir(cfg, resume=True)

@@ -47,7 +47,7 @@ from nas.train.supernet_trainer import (
 from trackers.lighttrack.export import write_export
 
 
-SEARCH_ONLY = {"fitness", "search"}
+SEARCH_ONLY = {"fitness", "search", "pretrain"}
 """Config sections a resumed run may change: they leave the trained supernet valid (the search restarts)."""
 LATENCY_RUNS = 20  # timed search-branch runs per candidate when latency is an objective
 
@@ -102,6 +102,10 @@ def _check_run_dir(cfg: RunConfig, resume: bool) -> Path:
         previous = load_json(saved, error=ConfigError, what="run config (JSON)")
         if not isinstance(previous, dict):
             raise ConfigError("expected a JSON object", source=str(saved))
+        try:  # keys added since that run was started (amp, gpus_per_worker, ...) take their defaults
+            previous = RunConfig.from_dict(previous).to_dict()
+        except (TypeError, KeyError, AttributeError):
+            pass  # a foreign file: compared as it is
         current = cfg.to_dict()
         changed = sorted(k for k in set(previous) | set(current) if k != "source" and previous.get(k) != current.get(k))
         if set(changed) - SEARCH_ONLY:
