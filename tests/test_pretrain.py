@@ -211,8 +211,7 @@ def test_pretraining_on_two_ray_train_workers(tmp_path, tiny_data):
     """`--workers 2`: each rank takes half of every batch, rank 0 writes the checkpoints and TensorBoard."""
     import tempfile
 
-    import nas.raytools  # noqa: F401  (loopback-only Ray before ray is imported)
-    from nas.raytools import init_ray, shutdown_ray
+    from nas.raytools import init_ray, shutdown_ray  # loopback-only Ray before ray is imported
 
     folder = _shapes_folder(tmp_path / "shapes", per_class=8)
     section = {"root": str(folder), "epochs": 2, "batch_size": 8, "image_size": 32, "optimizer": "adamw",
