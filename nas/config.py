@@ -28,7 +28,9 @@ supernet:
   weight_sharing: none           # none (LightTrack) | kernel: kernel-size variants share their 1x1 convs, BN, SE
   bounds: {flops: 600M, params: 2M}   # optional: train only paths inside this window
   schedule: {schedule: uniform, max_gap: 100}   # or {schedule: sstrack, ...}
-  backbone_checkpoint: null      # optional state dict of the supernet backbone (stem.*, blocks.*)
+  backbone_checkpoint: null      # optional state dict of the supernet backbone (stem.*, blocks.*): pretrain-backbone's
+  amp: off                       # off | bf16 (autocast; CPU and CUDA) | fp16 (autocast + GradScaler; CUDA only)
+  channels_last: false           # NHWC memory format for the model and its inputs (faster convs on recent GPUs)
 fitness:                         # how a candidate is scored (see nas/fitness/supernet_fitness.py)
   metric: ao_sr50                # (AO + SR0.5) / 2 as LightTrack; or ao, auc, eao (VOT supervised EAO)
   val_root: null                 # validation set elsewhere (eao: a VOT sequences/ folder); null: data.root
@@ -53,6 +55,20 @@ search:                          # see nas/search/state.py SearchSettings
   bounds: {preset: default}      # a constraint preset of the space, or {flops: 600M, params: 2M}
   objectives: [fitness, flops]   # NSGA-II objectives and the reported Pareto front
   seed_reference: false          # put the space's reference architecture into generation 0
+  gpus_per_worker: 0             # GPU fraction each fitness actor reserves (0.25: 4 actors share one GPU; 0 = CPU)
+pretrain:                        # optional: `tracknas pretrain-backbone` (LightTrack phase 1), see nas/train/pretrain.py
+  root: data/imagenet/train      # ImageFolder: one sub-folder of images per class; relative to this file
+  epochs: 10
+  batch_size: 64
+  image_size: 224                # square training crops
+  optimizer: sgd                 # sgd | adamw
+  lr: 0.1                        # cosine decay per step from lr to end_lr, after warmup_epochs of linear warm-up
+  end_lr: 0.0
+  warmup_epochs: 0
+  momentum: 0.9                  # sgd only
+  weight_decay: 0.00004
+  label_smoothing: 0.1
+  images_per_epoch: null         # null: every image once per epoch
 ```
 """
 from __future__ import annotations
@@ -101,6 +117,8 @@ class SupernetConfig:
     bounds: dict = field(default_factory=dict)
     schedule: dict = field(default_factory=lambda: {"schedule": "uniform"})
     backbone_checkpoint: str | None = None
+    amp: str = "off"
+    channels_last: bool = False
 
     def path_bounds(self) -> Bounds:
         return Bounds(flops=self.bounds.get("flops"), params=self.bounds.get("params"))
@@ -145,6 +163,25 @@ class SearchConfig:
     bounds: dict = field(default_factory=lambda: {"preset": "default"})
     objectives: list = field(default_factory=lambda: ["fitness", "flops"])
     seed_reference: bool = False
+    gpus_per_worker: float = 0.0
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """LightTrack phase 1: the space's backbone supernet as a classifier on an ImageFolder set."""
+
+    root: str = ""
+    epochs: int = 10
+    batch_size: int = 64
+    image_size: int = 224
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    end_lr: float = 0.0
+    warmup_epochs: int = 0
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.1
+    images_per_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +195,7 @@ class RunConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     seed: int = 0
     source: str = "<config>"
+    pretrain: PretrainConfig | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -165,7 +203,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, obj: dict) -> "RunConfig":
         return cls(**{**obj, "data": DataConfig(**obj["data"]), "supernet": SupernetConfig(**obj["supernet"]),
-                      "fitness": FitnessConfig(**obj.get("fitness", {})), "search": SearchConfig(**obj.get("search", {}))})
+                      "fitness": FitnessConfig(**obj.get("fitness", {})), "search": SearchConfig(**obj.get("search", {})),
+                      "pretrain": PretrainConfig(**obj["pretrain"]) if obj.get("pretrain") else None})
 
 
 RUN_CONFIG = "config.json"
@@ -184,7 +223,7 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
                           source=str(saved)) from None
 
 
-_TOP = {"name", "space", "seed", "output", "data", "supernet", "fitness", "search"}
+_TOP = {"name", "space", "seed", "output", "data", "supernet", "fitness", "search", "pretrain"}
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -269,6 +308,12 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
                    f"got {values['weight_sharing']!r}")
     if values.get("optimizer", "sgd") not in OPTIMIZERS:
         raise fail("supernet.optimizer", f"expected one of {', '.join(OPTIMIZERS)}, got {values['optimizer']!r}")
+    if values.get("amp", "off") is False:  # YAML 1.1 reads a bare `off` as false
+        values["amp"] = "off"
+    if values.get("amp", "off") not in AMP_MODES:
+        raise fail("supernet.amp", f"expected one of {', '.join(AMP_MODES)}, got {values['amp']!r}")
+    if not isinstance(values.get("channels_last", False), bool):
+        raise fail("supernet.channels_last", f"expected true or false, got {values['channels_last']!r}")
     supernet = SupernetConfig(**values)
     if supernet.batch_size > supernet.pairs_per_epoch:
         raise fail("supernet.batch_size", f"expected <= pairs_per_epoch ({supernet.pairs_per_epoch})")
@@ -287,6 +332,9 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
             _check_int(search_values[key], low, high, fail, f"search.{key}")
     if "mutation_prob" in search_values:
         _check_float(search_values["mutation_prob"], 0.0, 1.0, False, fail, "search.mutation_prob")
+    if "gpus_per_worker" in search_values:
+        search_values["gpus_per_worker"] = _check_float(search_values["gpus_per_worker"], 0.0, 1.0, False, fail,
+                                                        "search.gpus_per_worker")
     bounds = search_values.get("bounds", {"preset": "default"})
     if not isinstance(bounds, dict) or set(bounds) - {"preset", "flops", "params"}:
         raise fail("search.bounds", "expected {preset: NAME} and/or {flops: 600M, params: 2M}")
@@ -299,8 +347,28 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
     _check_choices(search, "search", SEARCH_CHOICES, fail)
     if search.top_k > search.population:
         raise fail("search.top_k", f"expected <= search.population ({search.population}), got {search.top_k}")
+    pretrain = _parse_pretrain(data["pretrain"], base, fail) if data.get("pretrain") is not None else None
     return RunConfig(name=name, space=space, output=output, data=data_cfg, supernet=supernet, fitness=fitness,
-                     search=search, seed=seed, source=source)
+                     search=search, seed=seed, source=source, pretrain=pretrain)
+
+
+def _parse_pretrain(section: Any, base: Path, fail) -> PretrainConfig:
+    """The `pretrain:` section: types, ranges, choices; `root` resolved against the config's folder."""
+    values = typed_section({"pretrain": section}, "pretrain", PretrainConfig, fail)
+    if not values.get("root"):
+        raise fail("pretrain.root", "missing required key (an ImageFolder: one sub-folder of images per class)")
+    values["root"] = _resolve(base, values["root"])
+    for key, (low, high) in PRETRAIN_COUNTS.items():
+        if values.get(key) is not None:
+            _check_int(values[key], low, high, fail, f"pretrain.{key}")
+    for key, (low, high, open_low) in PRETRAIN_NUMBERS.items():
+        if key in values:
+            values[key] = _check_float(values[key], low, high, open_low, fail, f"pretrain.{key}")
+    pretrain = PretrainConfig(**values)
+    _check_choices(pretrain, "pretrain", {"optimizer": OPTIMIZERS}, fail)
+    if pretrain.end_lr > pretrain.lr:
+        raise fail("pretrain.end_lr", f"expected <= pretrain.lr ({pretrain.lr:g}), got {pretrain.end_lr:g}")
+    return pretrain
 
 
 # Documented ranges (README "Run configuration"): ints are (low, high); floats (low, high, low excluded).
@@ -315,6 +383,11 @@ FITNESS_COUNTS = {"bn_batches": (1, MAX_COUNT), "bn_batch_size": (1, 65_536), "m
                   "final_subsets": (1, 100)}
 SEARCH_COUNTS = {"population": (1, 100_000), "top_k": (1, 100_000), "mutations": (0, 100_000),
                  "crossovers": (0, 100_000), "generations": (1, 100_000), "max_retries": (0, 1000)}
+PRETRAIN_COUNTS = {"epochs": (1, 100_000), "batch_size": (1, 65_536), "image_size": (16, 1024),
+                   "warmup_epochs": (0, 100_000), "images_per_epoch": (1, 10**9)}
+PRETRAIN_NUMBERS = {"lr": (0.0, 10.0, True), "end_lr": (0.0, 10.0, False), "momentum": (0.0, 1.0, False),
+                    "weight_decay": (0.0, 1.0, False), "label_smoothing": (0.0, 1.0, False)}
+AMP_MODES = ("off", "bf16", "fp16")
 PATH_SAMPLERS = ("uniform", "fair", "sandwich", "anchored")
 FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc", "eao"), "tracker_preset": ("default", "vot2019"),
                    "val_format": (None, *DATASET_FORMATS), "eao_year": (2018, 2019)}

@@ -71,12 +71,13 @@ def quiet_ray_logging(log_file: str | os.PathLike | None) -> None:
             ray_logger.addHandler(handler)
 
 
-def init_ray(*, address: str | None = None, num_cpus: int | None = None,
+def init_ray(*, address: str | None = None, num_cpus: int | None = None, num_gpus: float | None = None,
              temp_dir: str | os.PathLike | None = None, log_to_driver: bool = False,
              log_dir: str | os.PathLike | None = None) -> bool:
     """Connect to `address`, or start a private local instance; returns True if this call started it.
 
     An already-initialised Ray is reused (returns False), so callers shut down only what they own.
+    `num_gpus` overrides the GPUs a local instance detects (tests declare one on a CPU machine).
     Ray's output goes to files (module docstring); `log_dir` (a run's `logs/`) receives the driver's
     Ray log and a link to the session's logs, otherwise both stay in Ray's session directory.
     """
@@ -98,7 +99,7 @@ def init_ray(*, address: str | None = None, num_cpus: int | None = None,
         if ray_constants.ENABLE_RAY_CLUSTER and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
             raise ConfigError("ray was imported before tracknas could make it loopback-only; import nas.raytools "
                               "first or export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0", key="ray")
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver,
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=log_to_driver,
                  logging_level=logging.WARNING, _temp_dir=None if temp_dir is None else str(os.path.abspath(temp_dir)))
     session_logs = Path(_node_logs())
     if log_dir is None:

@@ -1,4 +1,5 @@
-"""`tracknas train-supernet CONFIG`: LightTrack Alg. 1 in-process or on Ray Train workers."""
+"""`tracknas train-supernet CONFIG` (LightTrack Alg. 1) and `tracknas pretrain-backbone CONFIG` (phase 1: the
+backbone supernet as an image classifier), in-process or on Ray Train workers."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_run_arguments(p, workers_help="Ray Train workers", resume_help="continue from the run's last epoch checkpoint")
     p.set_defaults(func=_train)
 
+    b = sub.add_parser("pretrain-backbone", help="pretrain the space's backbone supernet on an ImageFolder "
+                                                 "(the config's pretrain: section); -> supernet.backbone_checkpoint")
+    add_run_arguments(b, workers_help="Ray Train workers (one GPU each on CUDA)",
+                      resume_help="continue from the last epoch checkpoint")
+    b.set_defaults(func=_pretrain)
+
 
 def _train(args: argparse.Namespace) -> int:
     import nas.raytools  # noqa: F401  (loopback-only Ray must be configured before ray is imported)
@@ -35,4 +42,18 @@ def _train(args: argparse.Namespace) -> int:
     last = history[-1]
     print(f"supernet trained: {len(history)} epochs, final loss {last['loss']:.4f}; "
           f"checkpoint {supernet_dir(cfg) / 'last.pt'}")
+    return 0
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    import nas.raytools  # noqa: F401  (loopback-only Ray must be configured before ray is imported)
+    from nas.config import load_config
+    from nas.train.pretrain import BACKBONE, launch_pretrain, pretrain_dir
+
+    cfg = load_config(args.config)
+    history = launch_pretrain(cfg, workers=args.workers, address=args.address, resume=args.resume, tb=args.tb)
+    last = history[-1]
+    print(f"backbone pretrained: {len(history)} epochs, final loss {last['loss']:.4f} (chance "
+          f"{last['chance_loss']:.4f}), top-1 {last['accuracy']:.3f}; set supernet.backbone_checkpoint: "
+          f"{pretrain_dir(cfg) / BACKBONE}")
     return 0

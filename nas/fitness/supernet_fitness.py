@@ -39,7 +39,7 @@ from nas.fitness.scoring import score_predictions
 from nas.io import torch_load
 from nas.space import Arch, load_space
 from nas.supernet import Supernet, recalibrate_bn
-from trackers.base import Tracker
+from trackers.base import Tracker, pick_device
 from trackers.identity import IdentityTracker
 from trackers.lighttrack.geometry import output_strides
 from trackers.lighttrack.tracker import LightTrackTracker, preset
@@ -68,6 +68,7 @@ class FitnessSpec:
     val_root: str | None = None  # validation set elsewhere (eao: a VOT sequences/ folder)
     val_format: str | None = None
     eao_year: int = vot.DEFAULT_YEAR
+    device: str | None = None  # None: CUDA when present (`pick_device`); a Ray actor is told "cuda" or "cpu"
 
     def __post_init__(self):
         if self.metric not in FITNESS_METRICS:
@@ -95,7 +96,7 @@ class SupernetFitness:
             torch.set_num_threads(spec.threads)
         self.spec = spec
         self.space = load_space(spec.space)
-        self.device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+        self.device = pick_device(spec.device)
         state = torch_load(spec.checkpoint, map_location="cpu")
         self.supernet = Supernet(self.space, state.get("weight_sharing", "none"))
         if state.get("space_hash") != self.space.hash:

@@ -35,11 +35,19 @@ from nas.search.report import write_reports
 from nas.space import Arch, Bounds, SearchSpace, arch_to_json, load_space
 from nas.space.arch import arch_from_json, reference_arch
 from nas.tb import tb_dir
-from nas.train.supernet_trainer import CHECKPOINT, HISTORY, ensure_data, launch, run_log_dir, supernet_dir
+from nas.train.supernet_trainer import (
+    CHECKPOINT,
+    HISTORY,
+    check_devices,
+    ensure_data,
+    launch,
+    run_log_dir,
+    supernet_dir,
+)
 from trackers.lighttrack.export import write_export
 
 
-SEARCH_ONLY = {"fitness", "search"}
+SEARCH_ONLY = {"fitness", "search", "pretrain"}
 """Config sections a resumed run may change: they leave the trained supernet valid (the search restarts)."""
 LATENCY_RUNS = 20  # timed search-branch runs per candidate when latency is an objective
 
@@ -67,14 +75,22 @@ def search_settings(cfg: RunConfig, space: SearchSpace) -> SearchSettings:
                           max_retries=sc.max_retries, seeds=seeds)
 
 
-def fitness_spec(cfg: RunConfig, threads: int | None = None) -> FitnessSpec:
+def fitness_spec(cfg: RunConfig, threads: int | None = None, device: str | None = None) -> FitnessSpec:
     fc = cfg.fitness
     return FitnessSpec(space=cfg.space, checkpoint=str(supernet_dir(cfg) / CHECKPOINT), data_root=cfg.data.root,
                        data_format=cfg.data.format, val_split=fc.val_split, train_split=cfg.data.split or "train",
                        bn_batches=fc.bn_batches, bn_batch_size=fc.bn_batch_size, max_sequences=fc.max_sequences,
                        max_frames=fc.max_frames, metric=fc.metric, tracker_preset=fc.tracker_preset, seed=cfg.seed,
                        threads=threads, latency_runs=LATENCY_RUNS if "latency_ms" in cfg.search.objectives else 0,
-                       val_root=fc.val_root, val_format=fc.val_format, eao_year=fc.eao_year)
+                       val_root=fc.val_root, val_format=fc.val_format, eao_year=fc.eao_year,
+                       device=device)
+
+
+def actor_device(cfg: RunConfig) -> str:
+    """The device of a fitness actor: "cuda" when it reserves a GPU fraction (Ray then lists only its GPU in
+    CUDA_VISIBLE_DEVICES, so cuda:0 is the actor's), else "cpu": Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone
+    for actors without GPUs, and an actor that reserved none must not run on one."""
+    return "cuda" if cfg.search.gpus_per_worker > 0 else "cpu"
 
 
 def _check_run_dir(cfg: RunConfig, resume: bool) -> Path:
@@ -87,6 +103,10 @@ def _check_run_dir(cfg: RunConfig, resume: bool) -> Path:
         previous = load_json(saved, error=ConfigError, what="run config (JSON)")
         if not isinstance(previous, dict):
             raise ConfigError("expected a JSON object", source=str(saved))
+        try:  # keys added since that run was started (amp, gpus_per_worker, ...) take their defaults
+            previous = RunConfig.from_dict(previous).to_dict()
+        except (TypeError, KeyError, AttributeError):
+            pass  # a foreign file: compared as it is
         current = cfg.to_dict()
         changed = sorted(k for k in set(previous) | set(current) if k != "source" and previous.get(k) != current.get(k))
         if set(changed) - SEARCH_ONLY:
@@ -113,6 +133,7 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
             tb: bool = True) -> dict:
     """Run (or resume) the whole job; returns a summary of the best architecture. `tb`: TensorBoard event
     files under `runs/<name>/tb/` (`nas.tb`)."""
+    check_devices(cfg, workers=workers, address=address, search=True)
     space = load_space(cfg.space)
     settings = search_settings(cfg, space)
     run_dir = _check_run_dir(cfg, resume)
@@ -124,9 +145,10 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
         print("[1/4] supernet already trained", flush=True)
     print(f"[2/4] searching: {settings.algorithm}, {settings.generations} generations, "
           f"{'in-process' if workers == 0 else f'{workers} Ray workers'}", flush=True)
-    spec = fitness_spec(cfg, threads=None if workers == 0 else 1)
+    spec = fitness_spec(cfg, threads=None if workers == 0 else 1, device=None if workers == 0 else actor_device(cfg))
     evaluator = LocalEvaluator(spec) if workers == 0 else RayPoolEvaluator(
-        spec, workers, address, num_cpus=None if address else workers, log_dir=run_log_dir(cfg))
+        spec, workers, address, num_cpus=None if address else workers, log_dir=run_log_dir(cfg),
+        num_gpus=cfg.search.gpus_per_worker)
     try:
         result = run_search(space, settings, evaluator, run_dir / "search" / "state.json", resume=resume,
                             events=tb_dir(run_dir, "search", tb))

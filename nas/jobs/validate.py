@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from nas.config import RunConfig, validation_source
 from nas.cost.sampling import check_feasible
 from nas.data import synth
@@ -11,7 +13,9 @@ from nas.data.datasets import open_dataset
 from nas.errors import ConfigError, TrackNASError
 from nas.jobs.search import search_settings
 from nas.space import SearchSpace, load_space
+from nas.supernet import Supernet
 from nas.train.sstrack import make_interval_strategy
+from nas.train.supernet_trainer import load_backbone_checkpoint
 
 
 def validate_run(cfg: RunConfig, *, search: bool) -> None:
@@ -39,6 +43,8 @@ def validate_run(cfg: RunConfig, *, search: bool) -> None:
         check(_check_search, cfg, space)
     if space is not None and cfg.supernet.bounds:
         check(check_feasible, space, cfg.supernet.path_bounds(), prefix="supernet.bounds")
+    if space is not None and cfg.supernet.backbone_checkpoint:
+        check(_check_backbone, cfg, space)
     check(_check_data, cfg, search)
     if problems:
         raise ConfigError("; ".join(dict.fromkeys(problems)))
@@ -51,6 +57,13 @@ def _load_space(cfg: RunConfig) -> SearchSpace:
         if err.source is None:  # an unknown built-in name: say where it was asked for
             raise ConfigError(err.detail, source=cfg.source, key="space") from None
         raise
+
+
+def _check_backbone(cfg: RunConfig, space: SearchSpace) -> None:
+    """The backbone checkpoint's keys and shapes against the supernet's (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        model = Supernet(space, cfg.supernet.weight_sharing)
+    load_backbone_checkpoint(model, cfg.supernet.backbone_checkpoint, source=cfg.source)
 
 
 def _check_schedule(cfg: RunConfig) -> None:

@@ -109,8 +109,12 @@ class _FitnessActor:
 
 
 class RayPoolEvaluator:
-    """A pool of `workers` Ray actors (1 CPU each, spread over the cluster's nodes), each building its
-    fitness once with `fitness_factory`.
+    """A pool of `workers` Ray actors (1 CPU and `num_gpus` of a GPU each, spread over the cluster's nodes),
+    each building its fitness once with `fitness_factory`.
+
+    A fractional `num_gpus` (`search.gpus_per_worker`, e.g. 0.25) lets that many actors share one GPU; Ray
+    schedules no more actors than the GPUs hold (the others wait) and sets each actor's
+    CUDA_VISIBLE_DEVICES to its GPU, so the fitness runs on `cuda` (`FitnessSpec.device`).
 
     Starts a private loopback-only Ray (or joins `address`) through `nas.raytools.init_ray` unless
     one is running; its logs go to `log_dir` (a run's `logs/`) when given. A failed attempt replaces
@@ -127,7 +131,7 @@ class RayPoolEvaluator:
 
     def __init__(self, fitness_factory: FitnessFactory, workers: int, address: str | None = None,
                  max_retries: int = 2, *, num_cpus: int | None = None, temp_dir: str | None = None,
-                 log_dir: str | os.PathLike | None = None, start_timeout: float = 600.0):
+                 log_dir: str | os.PathLike | None = None, start_timeout: float = 600.0, num_gpus: float = 0.0):
         import ray
 
         if workers < 1:
@@ -135,7 +139,7 @@ class RayPoolEvaluator:
         self.log_dir = log_dir
         self.owns_ray = nas.raytools.init_ray(address=address, num_cpus=num_cpus, temp_dir=temp_dir, log_dir=log_dir)
         self.max_retries, self.start_timeout = max_retries, start_timeout
-        self._actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0,
+        self._actor_class = ray.remote(num_cpus=1, num_gpus=num_gpus, max_restarts=0, max_task_retries=0,
                                        scheduling_strategy="SPREAD")(_FitnessActor)
         self._factory_ref = ray.put(fitness_factory)
         self.actors: list[Any] = [None] * workers

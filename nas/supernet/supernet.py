@@ -193,5 +193,27 @@ class Supernet(nn.Module):
         builds (stages past the last output position) are ignored and the missing/unexpected keys are
         returned (as `missing_keys`, `unexpected_keys`).
         """
-        backbone = nn.ModuleDict({"stem": self.stem, "blocks": self.blocks})
-        return backbone.load_state_dict(dict(state_dict), strict=strict)
+        return self._backbone().load_state_dict(dict(state_dict), strict=strict)
+
+    def _backbone(self) -> nn.ModuleDict:
+        return nn.ModuleDict({"stem": self.stem, "blocks": self.blocks})
+
+    def backbone_state_dict(self) -> dict[str, torch.Tensor]:
+        """The backbone's weights under the keys `load_backbone` reads (what `pretrain-backbone` writes)."""
+        return {k: v.detach().clone().contiguous() for k, v in self._backbone().state_dict().items()}
+
+    def check_backbone(self, state_dict: Mapping[str, torch.Tensor]) -> str | None:
+        """Why `state_dict` does not fit this backbone, in one line (None when it does): the first missing
+        or unexpected key and the first shape that differs, with counts."""
+        expected = {k: tuple(v.shape) for k, v in self._backbone().state_dict().items()}
+        if not isinstance(state_dict, Mapping) or not all(torch.is_tensor(v) for v in state_dict.values()):
+            return "expected a state dict of tensors (stem.*, blocks.*)"
+        missing = [k for k in expected if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in expected]
+        shapes = [f"{k} has shape {tuple(state_dict[k].shape)}, expected {expected[k]}" for k in expected
+                  if k in state_dict and tuple(state_dict[k].shape) != expected[k]]
+        problems = [f"{len(keys)} {what} key(s), e.g. {keys[0]}" for what, keys in
+                    (("missing", missing), ("unexpected", unexpected)) if keys]
+        if shapes:
+            problems.append(f"{len(shapes)} shape mismatch(es), e.g. {shapes[0]}")
+        return "; ".join(problems) or None

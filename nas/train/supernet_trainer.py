@@ -19,6 +19,7 @@ FLOPs, schedule log).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.config import RunConfig, SupernetConfig
+from nas.config import PretrainConfig, RunConfig, SupernetConfig
 from nas.cost.table import cost_table
 from nas.data.datasets import open_dataset
 from nas.data.pairs import PairSampler, collate
@@ -46,6 +47,7 @@ from nas.supernet import Supernet
 from nas.tb import EventLog, tb_dir
 from nas.train.lr import epoch_lr
 from nas.train.paths import PathSampler
+from nas.train.precision import Precision, check_amp
 from nas.train.sstrack import SSTrackSchedule, make_interval_strategy
 from trackers.lighttrack.geometry import output_strides
 from trackers.lighttrack.losses import box_iou, predicted_boxes, tracking_loss
@@ -84,7 +86,8 @@ def ensure_data(cfg: RunConfig) -> None:
     generate_dataset(root, **{"overwrite": True, **cfg.data.synthesize})  # finishes an interrupted synthesis
 
 
-def _device() -> torch.device:
+def train_device() -> torch.device:
+    """The device of this process: its current CUDA device (Ray Train sets each worker's) or the CPU."""
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
@@ -95,7 +98,7 @@ def _set_backbone_frozen(model: Supernet, frozen: bool) -> None:
         module.train(not frozen)
 
 
-def _all_reduce_mean(tensors: list[torch.Tensor], world: int) -> None:
+def all_reduce_mean(tensors: list[torch.Tensor], world: int) -> None:
     import torch.distributed as dist
 
     flat = torch.cat([t.reshape(-1) for t in tensors])
@@ -117,7 +120,7 @@ def _gather(values: list, world: int) -> list:
     return [v for part in out for v in part]
 
 
-def make_optimizer(sc: SupernetConfig, groups: list[dict]) -> torch.optim.Optimizer:
+def make_optimizer(sc: SupernetConfig | PretrainConfig, groups: list[dict]) -> torch.optim.Optimizer:
     """SGD with momentum (LightTrack's choice at batch 256) or AdamW, which copes with the few, small,
     noisy steps of a CPU-sized run; both start at `sc.lr` and follow the epoch schedule."""
     if sc.optimizer == "adamw":
@@ -138,13 +141,26 @@ class TrainTarget:
     label: str
 
 
+def load_backbone_checkpoint(model: Supernet, path: str | Path, *, source: str | None = None) -> None:
+    """Load `supernet.backbone_checkpoint` (`pretrain-backbone`'s `backbone.pt`) into `model`, refusing in one
+    line naming the file a state dict whose keys or shapes differ from its backbone; a model on the meta
+    device is only checked (the up-front check of a run)."""
+    state = torch_load(path)
+    problem = model.check_backbone(state)
+    if problem:
+        raise ConfigError(f"{path} does not fit the space's backbone: {problem}", source=source,
+                          key="supernet.backbone_checkpoint")
+    if next(model.parameters()).device.type != "meta":
+        model.load_backbone(state)
+
+
 def supernet_target(cfg: RunConfig) -> TrainTarget:
     """LightTrack Alg. 1: the supernet of the config's space, one sampled path per step."""
     space = load_space(cfg.space)
     torch.manual_seed(cfg.seed)
     model = Supernet(space, cfg.supernet.weight_sharing)
     if cfg.supernet.backbone_checkpoint:
-        model.load_backbone(torch_load(cfg.supernet.backbone_checkpoint))
+        load_backbone_checkpoint(model, cfg.supernet.backbone_checkpoint, source=cfg.source)
     paths = PathSampler(space, cfg.supernet.path_sampler, cfg.supernet.path_bounds(), seed=cfg.seed)
     return TrainTarget(model, paths, supernet_dir(cfg), "supernet")
 
@@ -163,8 +179,9 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
     target = target or supernet_target(cfg)
     model, paths, label = target.model, target.paths, target.label
     space = model.space
-    device = _device()
-    model.to(device)
+    device = train_device()
+    precision = Precision(sc.amp, device, sc.channels_last)
+    precision.prepare(model)
     sequences = open_dataset(cfg.data.root, cfg.data.format, cfg.data.split)
     interval = make_interval_strategy(sc.schedule, source=cfg.source)
     schedule = interval if isinstance(interval, SSTrackSchedule) else None
@@ -184,6 +201,7 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
                                 source=str(out_dir / CHECKPOINT))
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        precision.load_state_dict(state.get("scaler"))
         if schedule is not None:
             schedule.load_state_dict(state["schedule"])
         history, start_epoch = list(state["history"]), int(state["epoch"])
@@ -217,11 +235,13 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
                 first = step * sc.batch_size + shard * shard_size
                 batch = collate([pairs[i] for i in range(first, first + shard_size)])
                 labels = {k: v.to(device) for k, v in batch["labels"][stride].items()}
-                outputs = model(arch, batch["template"].to(device), batch["search"].to(device),
-                                batch["template_box"].to(device), labels["cls"])
+                with precision.autocast():
+                    outputs = precision.outputs(model(arch, precision.input(batch["template"]),
+                                                      precision.input(batch["search"]),
+                                                      batch["template_box"].to(device), labels["cls"]))
                 weights = schedule.loss_weights(batch["bin"]).to(device) if schedule is not None else None
                 loss, parts = tracking_loss(outputs, labels, weights)
-                (loss / len(my_shards)).backward()
+                precision.backward(loss / len(my_shards))
                 stats += torch.tensor([loss.item(), parts["cls"], parts["reg"]], dtype=torch.float64) / len(my_shards)
                 if schedule is not None:
                     bins.extend(batch["bin"].tolist())
@@ -229,8 +249,8 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
                                         batch["box"].to(device)).tolist())
             grads = [p.grad for p in model.path_parameters(arch) if p.grad is not None]
             if world > 1:
-                _all_reduce_mean(grads + [stats], world)
-            optimizer.step()
+                all_reduce_mean(grads + [stats], world)
+            precision.step(optimizer)
             losses.append(float(stats[0]))
             cls_parts.append(float(stats[1]))
             reg_parts.append(float(stats[2]))
@@ -248,6 +268,7 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
         _log_epoch(tb, record)
         if rank == 0:
             atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scaler": precision.state_dict(),
                                "schedule": schedule.state_dict() if schedule is not None else None,
                                "history": history, "epoch": epoch + 1, "space": space.name,
                                "weight_sharing": getattr(model, "weight_sharing", "none"),
@@ -272,7 +293,7 @@ def _log_epoch(tb: EventLog, record: dict) -> None:
             tb.scalars(epoch, {f"sstrack/{key}/bin{i}": value for i, value in enumerate(schedule[key])})
 
 
-_WORKER_CPUS = 1
+WORKER_CPUS = 1
 """CPUs each Ray Train worker reserves; it runs that many torch intra-op threads whatever OMP_NUM_THREADS
 says, so N workers never oversubscribe N CPUs and results do not depend on the environment."""
 
@@ -282,18 +303,33 @@ PROGRESS_LOG = "progress.log"
 own worker and controller output stays in Ray's log files (`nas.raytools`)."""
 
 
-def _ray_worker(config: dict) -> None:
+def _rank_log(out_dir: Path, rank: int) -> TextIO:
+    """Where a Ray Train worker writes progress: rank 0 appends to `out_dir/progress.log` (relayed by the
+    driver), the other ranks to nowhere."""
+    if rank:
+        return open(os.devnull, "w")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return open(out_dir / PROGRESS_LOG, "a", encoding="utf-8")
+
+
+def on_ray_worker(config: dict, out_dir: Callable[[RunConfig], Path], loop: Callable[..., Any]) -> None:
+    """The body of a Ray Train worker started by `fit_on_ray`: `WORKER_CPUS` torch threads, the run config,
+    rank 0's progress log in `out_dir(cfg)`, then `loop(cfg, rank=, world=, resume=, log=, events=)`."""
     import ray.train
 
-    torch.set_num_threads(_WORKER_CPUS)
+    torch.set_num_threads(WORKER_CPUS)
     ctx = ray.train.get_context()
     cfg = RunConfig.from_dict(config["run"])
     rank = ctx.get_world_rank()
-    path = supernet_dir(cfg) / PROGRESS_LOG
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") if rank == 0 else open(os.devnull, "w") as log:
-        train(cfg, rank=rank, world=ctx.get_world_size(), resume=config["resume"], report=ray.train.report, log=log,
-              events=Path(config["events"]) if config["events"] else None)
+    with _rank_log(out_dir(cfg), rank) as log:
+        loop(cfg, rank=rank, world=ctx.get_world_size(), resume=config["resume"], log=log,
+             events=Path(config["events"]) if config["events"] else None)
+
+
+def _ray_worker(config: dict) -> None:
+    import ray.train
+
+    on_ray_worker(config, supernet_dir, functools.partial(train, report=ray.train.report))
 
 
 class _Relay(threading.Thread):
@@ -325,50 +361,98 @@ class _Relay(threading.Thread):
         self.pump()
 
 
+def check_devices(cfg: RunConfig, *, workers: int, address: str | None, search: bool = False) -> None:
+    """Device settings a local run cannot honour, refused in one line before any work: fp16 without CUDA,
+    more Ray Train workers than GPUs on a CUDA machine (one worker per GPU; Ray would wait forever) and,
+    for a `search`, fitness actors asking for a GPU fraction on a machine without one."""
+    if address:
+        return  # the cluster's workers decide; `fit_on_ray` checks its GPU count once connected
+    cuda = torch.cuda.is_available()
+    check_amp(cfg.supernet.amp, cuda, source=cfg.source)
+    if search and cfg.search.gpus_per_worker > 0 and not cuda:
+        raise ConfigError(f"expected 0 on a machine without CUDA (fitness actors would wait for a GPU forever), "
+                          f"got {cfg.search.gpus_per_worker:g}", source=cfg.source, key="search.gpus_per_worker")
+    if cuda and workers > torch.cuda.device_count():
+        raise ConfigError(f"expected at most {torch.cuda.device_count()} workers on this machine (one Ray Train "
+                          f"worker per GPU), got {workers}", key="--workers")
+
+
+def train_scaling(workers: int, gpus: bool):
+    """Ray Train's resources: `workers` workers of one CPU each, and one GPU each when `gpus`."""
+    from ray.train import ScalingConfig
+
+    return ScalingConfig(num_workers=workers, use_gpu=gpus,
+                         resources_per_worker={"CPU": WORKER_CPUS, **({"GPU": 1} if gpus else {})})
+
+
 def launch(cfg: RunConfig, *, workers: int = 0, address: str | None = None, resume: bool = False,
            tb: bool = True) -> list[dict]:
     """Train in-process (`workers == 0`) or on `workers` Ray Train workers (local or at `address`); `tb`:
     TensorBoard event files under `runs/<name>/tb/supernet/` (rank 0 writes them, a worker on Ray)."""
     if workers < 0:
         raise ConfigError(f"expected --workers >= 0, got {workers}", key="--workers")
-    if not resume and (supernet_dir(cfg) / CHECKPOINT).is_file():
-        raise ConfigError(f"{supernet_dir(cfg) / CHECKPOINT} exists; pass --resume to continue that run or "
-                          "choose another name/output", source=cfg.source, key="output")
+    refuse_overwrite(cfg, supernet_dir(cfg), resume)
+    check_devices(cfg, workers=workers, address=address)
     ensure_data(cfg)
-    events = tb_dir(cfg.output, "supernet", tb)
+    return run_loop(cfg, train, _ray_worker, out_dir=supernet_dir(cfg), part="supernet", workers=workers,
+                    address=address, resume=resume, tb=tb, what="supernet training")
+
+
+def refuse_overwrite(cfg: RunConfig, out_dir: Path, resume: bool) -> None:
+    """A finished or interrupted run's checkpoint is continued with --resume, never silently replaced."""
+    if not resume and (out_dir / CHECKPOINT).is_file():
+        raise ConfigError(f"{out_dir / CHECKPOINT} exists; pass --resume to continue that run or "
+                          "choose another name/output", source=cfg.source, key="output")
+
+
+def run_loop(cfg: RunConfig, loop: Callable[..., list[dict]], worker: Callable[[dict], None], *, out_dir: Path,
+             part: str, workers: int, address: str | None, resume: bool, tb: bool, what: str) -> list[dict]:
+    """`loop(cfg, resume=, events=)` in-process (`workers == 0`), or `worker` on Ray Train workers; returns the
+    history (rank 0's `out_dir/history.json` on Ray). TensorBoard events go to `runs/<name>/tb/<part>/`."""
+    events = tb_dir(cfg.output, part, tb)
     if workers == 0:
-        return train(cfg, resume=resume, events=events)
+        return loop(cfg, resume=resume, events=events)
+    fit_on_ray(cfg, worker, {"run": cfg.to_dict(), "resume": resume, "events": str(events.resolve()) if events else None},
+               workers=workers, address=address, out_dir=out_dir, what=what)
+    return json.loads((out_dir / HISTORY).read_text())
+
+
+def fit_on_ray(cfg: RunConfig, worker: Callable[[dict], None], loop_config: dict, *, workers: int,
+               address: str | None, out_dir: Path, what: str) -> None:
+    """Run `worker(loop_config)` on `workers` Ray Train workers (one GPU each when the cluster has GPUs,
+    NCCL then, else gloo), relaying rank 0's `out_dir/progress.log` to the terminal once."""
     import uuid
 
     from nas.raytools import init_ray, ray_failure, ray_log_dir, shutdown_ray
     import ray
-    from ray.train import RunConfig as RayRunConfig, ScalingConfig, TrainingFailedError
+    from ray.train import RunConfig as RayRunConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
     from nas.raytrain import torch_config
 
-    cuda = torch.cuda.is_available()
     log_dir = run_log_dir(cfg)
     started = init_ray(address=address, num_cpus=None if address else workers, log_dir=log_dir)
-    relay = _Relay(supernet_dir(cfg) / PROGRESS_LOG, sys.stderr)
+    relay = _Relay(out_dir / PROGRESS_LOG, sys.stderr)
     relay.start()
-    print(f"training on {workers} Ray workers (Ray's logs: {ray_log_dir()})", flush=True)
     try:
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        if gpus and workers > gpus:
+            raise ConfigError(f"expected at most {gpus} workers (one Ray Train worker per GPU of the cluster), "
+                              f"got {workers}", key="--workers")
+        print(f"{what} on {workers} Ray workers{' (one GPU each)' if gpus else ''} (Ray's logs: {ray_log_dir()})",
+              flush=True)
         trainer = TorchTrainer(
-            _ray_worker, train_loop_config={"run": cfg.to_dict(), "resume": resume,
-                                                "events": str(events.resolve()) if events else None},
-            scaling_config=ScalingConfig(num_workers=workers, use_gpu=cuda, resources_per_worker={"CPU": _WORKER_CPUS}),
-            torch_config=torch_config("nccl" if cuda else "gloo", address),
-            run_config=RayRunConfig(name=f"train-supernet-{uuid.uuid4().hex[:8]}",
-                                    storage_path=str((supernet_dir(cfg) / "ray").resolve())))
+            worker, train_loop_config=loop_config, scaling_config=train_scaling(workers, gpus > 0),
+            torch_config=torch_config("nccl" if gpus else "gloo", address),
+            run_config=RayRunConfig(name=f"{out_dir.name}-{uuid.uuid4().hex[:8]}",
+                                    storage_path=str((out_dir / "ray").resolve())))
         try:
             result = trainer.fit()
         except (TrainingFailedError, ray.exceptions.RayError) as exc:
-            raise ray_failure("supernet training failed on a Ray worker", exc) from None
+            raise ray_failure(f"{what} failed on a Ray worker", exc) from None
         if result.error is not None:
-            raise ray_failure("supernet training failed on a Ray worker", result.error)
+            raise ray_failure(f"{what} failed on a Ray worker", result.error)
     finally:
         relay.stop()
         if started:
             shutdown_ray(log_dir)
-    return json.loads((supernet_dir(cfg) / HISTORY).read_text())
