@@ -8,6 +8,7 @@ from nas.config import RunConfig
 from nas.cost.sampling import check_feasible
 from nas.data import synth
 from nas.data.datasets import open_dataset
+from nas.data.mixture import open_source
 from nas.errors import ConfigError, TrackNASError
 from nas.jobs.search import search_settings
 from nas.space import SearchSpace, load_space
@@ -67,6 +68,12 @@ def _check_search(cfg: RunConfig, space: SearchSpace) -> None:
 
 def _check_data(cfg: RunConfig, search: bool) -> None:
     root = Path(cfg.data.root)
+    for i, src in enumerate(cfg.data.sources):  # the list form: every source opens and has a pair to draw
+        _check_opens(cfg, f"data[{i}]", "",
+                     lambda src=src: open_source(src["path"], src["format"], src["split"], src["frames"]))
+    if cfg.data.sources and search and cfg.data.sources[0]["format"] == "coco":
+        raise ConfigError("the first source gives the validation videos (fitness.val_split); expected a video "
+                          "dataset first, got coco", source=cfg.source, key="data[0].format")
     listed = all((root / split / "list.txt").is_file() for split in ("train", "val"))
     if cfg.data.synthesize is not None and not listed:
         synth.check_output_dir(root, overwrite=True)  # refuses anything synthesis did not create
@@ -74,13 +81,21 @@ def _check_data(cfg: RunConfig, search: bool) -> None:
     if not root.is_dir():
         raise ConfigError(f"expected a dataset folder, got {'a file' if root.exists() else 'nothing'} at {root} "
                           "(data.synthesize creates the default data)", source=cfg.source, key="data.root")
-    splits = {"data.split": cfg.data.split, **({"fitness.val_split": cfg.fitness.val_split} if search else {})}
+    splits = {"fitness.val_split": cfg.fitness.val_split} if search else {}
+    if not cfg.data.sources:
+        splits = {"data.split": cfg.data.split, **splits}
     for key, split in splits.items():
-        try:
-            sequences = open_dataset(root, cfg.data.format, split)
-            if not sequences:
-                raise ConfigError(f"split {split!r} holds no sequences", source=str(root))
-            sequences[0].frame(0)  # the first frame decodes
-        except TrackNASError as err:
-            detail = ": ".join(p for p in (err.source, err.key, err.detail) if p)
-            raise ConfigError(f"{split!r} in {detail}", source=cfg.source, key=key) from None
+        _check_opens(cfg, key, f"{split!r} in ", lambda split=split: open_dataset(root, cfg.data.format, split))
+
+
+def _check_opens(cfg: RunConfig, key: str, prefix: str, read) -> None:
+    """`read()` gives at least one sequence whose first frame decodes; else one line: `key`, `prefix` and
+    the reader's error (which names the dataset's file)."""
+    try:
+        sequences = read()
+        if not sequences:
+            raise ConfigError("holds no sequences")
+        sequences[0].frame(0)
+    except TrackNASError as err:
+        detail = ": ".join(p for p in (err.source, err.key, err.detail) if p)
+        raise ConfigError(f"{prefix}{detail}", source=cfg.source, key=key) from None
