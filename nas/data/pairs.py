@@ -16,9 +16,12 @@ Determinism: pair `index` is drawn from `np.random.default_rng([seed, epoch, ind
 (seed, epoch, index) always gives the same arrays, in whichever process it is built (DataLoader
 workers, `nas.data.loader`).
 
-Mixtures: given one list of videos per source and their `weights`, pair `index` draws its source with
-probability proportional to the weight and a video of that source uniformly, from a generator of its
-own seeded by (seed, epoch, index), so the pair's crops use the same stream as a single source's.
+Mixtures: given one list of videos per source and their `weights`, pair `index` takes its source from
+u = frac(offset + index / golden ratio), a Weyl sequence whose offset is drawn from (seed, epoch):
+each source's share of any run of pairs is its weight's share to within a few pairs (the shuffled
+pick lists of pysot/LightTrack give the same), while each pair stays a pure function of (seed,
+epoch, index). The video is drawn uniformly within the source from a generator of its own, so the
+pair's crops use the same stream as a single source's.
 
 Frames are decoded through a per-process LRU cache bounded in bytes (`FrameCache`): a still image
 (a COCO pseudo-sequence) gives template and search, and small datasets repeat frames within an epoch.
@@ -42,7 +45,8 @@ from nas.errors import ConfigError, DataError
 FRAME_CACHE_BYTES = 64 * 2**20
 """Decoded frames each process keeps (about 23 frames of 1280x720): enough for a pair's two crops of one
 image and the repeats of a small dataset; a GOT-10k-sized epoch rarely revisits a frame."""
-MIXTURE_STREAM = 1  # appended to (seed, epoch, index): the source/video draw of a mixture
+MIXTURE_STREAM = 1  # appended to the seeds of a mixture's own draws (source offset, video)
+_GOLDEN = (5 ** 0.5 - 1) / 2
 
 
 class FrameCache:
@@ -173,11 +177,13 @@ class PairSampler(Dataset):
         if self.source_weights is None:
             return 0, int(index) % len(self.videos)
         epoch = self.epoch if epoch is None else int(epoch)
-        rng = np.random.default_rng([self.seed, epoch, int(index), MIXTURE_STREAM])
-        source = int(np.searchsorted(self.source_weights, rng.random(), side="right"))
+        offset = np.random.default_rng([self.seed, epoch, MIXTURE_STREAM]).random()
+        u = (offset + int(index) * _GOLDEN) % 1.0
+        source = int(np.searchsorted(self.source_weights, u, side="right"))
         source = min(source, len(self.source_weights) - 1)  # guards the float sum's last step
         first, end = self.first_video[source], self.first_video[source + 1]
-        return source, int(first + rng.integers(end - first))
+        video = np.random.default_rng([self.seed, epoch, int(index), MIXTURE_STREAM]).integers(end - first)
+        return source, int(first + video)
 
     def sample(self, index: int, epoch: int | None = None) -> dict:
         """Pair `index` of `epoch` (default: the one `set_epoch` chose): normalised crops, both target
