@@ -14,6 +14,7 @@ import torch
 
 from conftest import REPO, write_train_config
 from nas.config import load_config
+from nas.data.crops import channel_mean
 from nas.data.datasets import open_dataset
 from nas.data.loader import pair_batches
 from nas.data.pairs import FrameCache, PairSampler
@@ -86,6 +87,7 @@ def test_frame_cache_is_bounded_in_bytes_and_returns_the_decoded_frame(tiny_data
 
 DRIVER = """
 import sys, time
+from nas.data.crops import channel_mean
 from nas.data.datasets import open_dataset
 from nas.data.loader import pair_batches
 from nas.data.pairs import PairSampler
@@ -118,3 +120,24 @@ def test_negative_worker_count_is_refused(tiny_data):
     pairs = PairSampler(open_dataset(tiny_data, split="train"), template_size=64, search_size=128, length=4)
     with pytest.raises(ValueError, match="workers"):
         pair_batches(pairs, [range(4)], workers=-1)
+
+
+def test_fast_channel_mean_is_bit_identical_to_numpy():
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        h, w = rng.integers(1, 200, 2)
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8) if i % 3 else np.full((h, w, 3), i % 256, np.uint8)
+        assert np.array_equal(channel_mean(image), image.reshape(-1, 3).mean(axis=0))
+
+
+def test_workers_are_gone_once_the_last_batch_is_handed_out(tiny_data):
+    pairs = PairSampler(open_dataset(tiny_data, split="train"), template_size=64, search_size=128, length=8)
+    batches = pair_batches(pairs, [range(0, 4), range(4, 8)], workers=2)
+    next(batches)
+    workers = descendants(os.getpid()) - {os.getpid()}
+    assert len(workers) >= 2
+    next(batches)
+    deadline = time.monotonic() + 10
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(workers)

@@ -14,7 +14,6 @@ from conftest import TINY_SPACE
 from nas.cli import main
 from nas.config import load_config, parse_config
 from nas.data.coco import read_coco
-from nas.data.datasets import open_dataset
 from nas.data.mixture import open_source, open_sources
 from nas.data.pairs import PairSampler
 from nas.errors import ConfigError, DataError

@@ -10,7 +10,8 @@ with the sampler copied into the workers, and batches come back in the order ask
 batches are bit-identical for 0, 1 or N workers. DataLoader's per-worker seeds are drawn from a
 generator of our own (`seed`), never from torch's global one, so training draws the same random
 numbers with and without workers. Workers are daemonic, exit once their parent is gone
-(`nas.procs.die_with_parent`) and are shut down when the epoch's iterator is done or dropped.
+(`nas.procs.die_with_parent`), and are shut down before the last batch is handed out (or when the
+iterator is dropped), so no worker outlives its epoch.
 """
 from __future__ import annotations
 
@@ -36,8 +37,20 @@ def pair_batches(pairs: PairSampler, batches: Iterable[Iterable[int]], *, worker
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     index_lists = [list(batch) for batch in batches]
+    if not index_lists:
+        return iter(())
     loader = DataLoader(pairs, batch_sampler=index_lists, collate_fn=collate, num_workers=workers,
                         pin_memory=pin_memory, prefetch_factor=prefetch if workers else None,
                         worker_init_fn=_init_worker if workers else None,
                         generator=torch.Generator().manual_seed(seed))
-    return iter(loader)
+    return _ending_with_workers(iter(loader), len(index_lists))
+
+
+def _ending_with_workers(batches: Iterator[dict], count: int) -> Iterator[dict]:
+    """The `count` batches; before the last is handed out the DataLoader is run to its end, which
+    shuts its workers down (the consumer never asks past the last batch)."""
+    for i in range(count):
+        batch = next(batches)
+        if i == count - 1:
+            next(batches, None)
+        yield batch
