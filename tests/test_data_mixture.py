@@ -185,3 +185,18 @@ def test_training_on_a_mixture_and_the_one_source_list_is_the_single_form(tmp_pa
                                                        {"path": str(coco), "format": "coco", "split": "train2017"}])),
                   progress=False)
     assert len(mixed) == 1 and np.isfinite(mixed[0]["loss"]) and mixed[0]["loss"] != single[0]["loss"]
+
+
+def test_resuming_a_run_tolerates_new_defaults_and_a_new_worker_count(tmp_path, tiny_data):
+    from dataclasses import replace
+
+    from nas.jobs.search import _check_run_dir
+
+    cfg = load_config(_config(tmp_path, {"root": str(tiny_data), "split": "train"}))
+    saved = cfg.to_dict()
+    del saved["data"]["sources"], saved["supernet"]["data_workers"]  # a run started before these keys
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+    _check_run_dir(replace(cfg, supernet=replace(cfg.supernet, data_workers=2)), resume=True)
+    with pytest.raises(ConfigError, match="config differs from the one .* in supernet"):
+        _check_run_dir(replace(cfg, supernet=replace(cfg.supernet, lr=0.5)), resume=True)
