@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from conftest import REPO, write_train_config
-from nas.config import load_config
+from nas.config import load_config, parse_config
 from nas.data.crops import channel_mean
 from nas.data.datasets import open_dataset
 from nas.data.loader import pair_batches
 from nas.data.pairs import FrameCache, PairSampler
+from nas.errors import ConfigError
 from nas.train.supernet_trainer import train
 from procnet import descendants
 from test_orphans import _alive
@@ -141,3 +142,10 @@ def test_workers_are_gone_once_the_last_batch_is_handed_out(tiny_data):
     while _alive(workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(workers)
+
+
+@pytest.mark.parametrize("value", [-1, 257, 1.5, True])
+def test_data_workers_must_be_a_small_count(tmp_path, value):
+    with pytest.raises(ConfigError, match=r"c.yaml: supernet.data_workers: expected an integer in 0..256"):
+        parse_config({"name": "m", "space": "lighttrack-mobile", "data": {"root": "d"},
+                      "supernet": {"data_workers": value}}, source="c.yaml", base=tmp_path)
