@@ -170,8 +170,9 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
     videos = open_sources(sources)
     interval = make_interval_strategy(sc.schedule, source=cfg.source)
     schedule = interval if isinstance(interval, SSTrackSchedule) else None
-    pairs = PairSampler(videos, weights=[s["weight"] for s in sources], template_size=space.spec.template_size,
-                        search_size=space.spec.search_size, strides=output_strides(space), interval=interval, length=sc.pairs_per_epoch, seed=cfg.seed)
+    pairs = PairSampler(videos, template_size=space.spec.template_size, search_size=space.spec.search_size,
+                        strides=output_strides(space), interval=interval, length=sc.pairs_per_epoch, seed=cfg.seed,
+                        weights=[s["weight"] for s in sources])
     backbone = {id(p) for m in (model.stem, model.blocks) for p in m.parameters()}
     groups = [{"params": [p for p in model.parameters() if id(p) in backbone], "name": "backbone"},
               {"params": [p for p in model.parameters() if id(p) not in backbone], "name": "heads"}]
