@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -81,8 +82,11 @@ def main() -> None:
         samples.append((record["epoch"] * args.every, _status_mb("VmRSS"), _children_rss_mb()))
 
     started = time.monotonic()
-    with contextlib.redirect_stdout(sys.stderr):
-        train(cfg, report=report, progress=False)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            train(cfg, report=report, progress=False)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     seconds = time.monotonic() - started
     late = [(s, r) for s, r, _ in samples if s > args.steps // 4]
     slope = float(np.polyfit([s for s, _ in late], [r for _, r in late], 1)[0])  # MiB per step
