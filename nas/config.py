@@ -10,6 +10,10 @@ data:
   root: data/synth               # GOT-10k layout; relative to this file
   split: train
   synthesize: {sequences: 56, frames: 60, seed: 0}   # create the embedded default data when missing
+# data: or a list of sources (a training mixture; the first also gives fitness.val_split's sequences):
+#   - {path: /data/got10k, format: got10k, split: train, weight: 3}
+#   - {path: /data/lasot, format: lasot, split: train, weight: 1, frames: [1, 3000]}  # optional frame range
+#   - {path: /data/coco, format: coco, split: train2017, weight: 1}   # still images as one-frame videos
 supernet:
   epochs: 4
   pairs_per_epoch: 512
@@ -27,6 +31,7 @@ supernet:
   path_sampler: uniform          # uniform | fair | sandwich | anchored (every other step: the reference arch)
   weight_sharing: none           # none (LightTrack) | kernel: kernel-size variants share their 1x1 convs, BN, SE
   bounds: {flops: 600M, params: 2M}   # optional: train only paths inside this window
+  data_workers: 0                # DataLoader processes building pairs ahead (0: in the training process)
   schedule: {schedule: uniform, max_gap: 100}   # or {schedule: sstrack, ...}
   backbone_checkpoint: null      # optional state dict of the supernet backbone (stem.*, blocks.*): pretrain-backbone's
   amp: off                       # off | bf16 (autocast; CPU and CUDA) | fp16 (autocast + GradScaler; CUDA only)
@@ -79,6 +84,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.data.datasets import DATASET_FORMATS
+from nas.data.mixture import SOURCE_FORMATS
 from nas.data.synth import DEFAULT_FRAMES, DEFAULT_SEQUENCES, DEFAULT_SIZE, DEFAULT_VAL_FRACTION, check_args
 from nas.errors import ConfigError
 from nas.io import load_json, load_yaml
@@ -91,10 +97,19 @@ WEIGHT_SHARING = ("none", "kernel")  # as nas.supernet.supernet.WEIGHT_SHARING (
 
 @dataclass(frozen=True)
 class DataConfig:
+    """One dataset (`root`, `format`, `split`), or with `sources` (the list form of `data:`) a training
+    mixture whose first source also gives the validation sequences and BN-recalibration pairs."""
+
     root: str
     format: str | None = None
     split: str | None = "train"
     synthesize: dict | None = None
+    sources: list = field(default_factory=list)
+
+    def training_sources(self) -> list[dict]:
+        """The sources training pairs come from: `sources`, or the one dataset with weight 1."""
+        return self.sources or [{"path": self.root, "format": self.format, "split": self.split, "weight": 1.0,
+                                 "frames": None}]
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,7 @@ class SupernetConfig:
     backbone_checkpoint: str | None = None
     amp: str = "off"
     channels_last: bool = False
+    data_workers: int = 0
 
     def path_bounds(self) -> Bounds:
         return Bounds(flops=self.bounds.get("flops"), params=self.bounds.get("params"))
@@ -262,8 +278,16 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
         str((Path.cwd() / "runs" / name).resolve())
 
     d = data["data"]
+    if isinstance(d, list):
+        sources = [_parse_source(entry, f"data[{i}]", base, fail) for i, entry in enumerate(d)]
+        if not sources:
+            raise fail("data", "expected at least one source")
+        first = sources[0]
+        d = {"root": first["path"], "format": first["format"], "split": first["split"]}
+    else:
+        sources = []
     if not isinstance(d, dict):
-        raise fail("data", "expected a mapping with root, split, format, synthesize")
+        raise fail("data", "expected a mapping with root, split, format, synthesize, or a list of sources")
     bad = sorted(set(d) - {"root", "split", "format", "synthesize"})
     if bad:
         raise fail(f"data.{bad[0]}", "unknown key; expected root, split, format or synthesize")
@@ -273,7 +297,7 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
     if synth is not None:
         _check_synthesize(synth, fail)
     data_cfg = DataConfig(root=_resolve(base, str(d["root"])), format=d.get("format"), split=d.get("split", "train"),
-                          synthesize=synth)
+                          synthesize=synth, sources=sources)
 
     s = data.get("supernet", {}) or {}
     if not isinstance(s, dict):
@@ -374,7 +398,8 @@ def _parse_pretrain(section: Any, base: Path, fail) -> PretrainConfig:
 # Documented ranges (README "Run configuration"): ints are (low, high); floats (low, high, low excluded).
 MAX_COUNT = 10**7
 SUPERNET_COUNTS = {"epochs": (1, 100_000), "pairs_per_epoch": (1, MAX_COUNT), "batch_size": (1, 65_536),
-                   "shards": (1, 4096), "warmup_epochs": (0, 100_000), "freeze_backbone_epochs": (0, 100_000)}
+                   "shards": (1, 4096), "warmup_epochs": (0, 100_000), "freeze_backbone_epochs": (0, 100_000),
+                   "data_workers": (0, 256)}
 SUPERNET_NUMBERS = {"lr": (0.0, 10.0, True), "warmup_lr": (0.0, 10.0, True), "end_lr": (0.0, 10.0, True),
                     "momentum": (0.0, 1.0, False), "weight_decay": (0.0, 1.0, False),
                     "backbone_lr_mult": (0.0, 100.0, False)}
@@ -394,6 +419,32 @@ FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc", "eao"), "tracker_preset": 
 EAO_LOW = {2018: 100, 2019: 46}  # first length of each year's EAO interval (nas.fitness.vot.EAO_INTERVALS)
 SEARCH_CHOICES = {"algorithm": ("evolution", "nsga2", "random")}
 SYNTHESIZE_KEYS = {"sequences": int, "frames": int, "seed": int, "val_fraction": float, "size": list}
+
+
+SOURCE_KEYS = ("path", "format", "split", "weight", "frames")
+
+
+def _parse_source(entry: Any, key: str, base: Path, fail) -> dict:
+    """One source of the list form of `data:`: {path, format, split, weight, frames: [first, last]}."""
+    if not isinstance(entry, dict):
+        raise fail(key, f"expected a mapping with {', '.join(SOURCE_KEYS)}")
+    bad = sorted(set(entry) - set(SOURCE_KEYS))
+    if bad:
+        raise fail(f"{key}.{bad[0]}", f"unknown key; expected one of {', '.join(SOURCE_KEYS)}")
+    if not isinstance(entry.get("path"), str) or not entry["path"]:
+        raise fail(f"{key}.path", "expected the dataset's folder")
+    fmt = entry.get("format")
+    if fmt is not None and fmt not in SOURCE_FORMATS:
+        raise fail(f"{key}.format", f"expected one of {', '.join(SOURCE_FORMATS)}, got {fmt!r}")
+    split = entry.get("split", "train")
+    if split is not None and not isinstance(split, str):
+        raise fail(f"{key}.split", f"expected a split name or null, got {split!r}")
+    weight = _check_float(entry.get("weight", 1.0), 0.0, 1e6, True, fail, f"{key}.weight")
+    frames = entry.get("frames")
+    if frames is not None and not (isinstance(frames, list) and len(frames) == 2
+                                   and all(type(v) is int for v in frames) and 1 <= frames[0] <= frames[1]):
+        raise fail(f"{key}.frames", f"expected [first, last] frame numbers with 1 <= first <= last, got {frames!r}")
+    return {"path": _resolve(base, entry["path"]), "format": fmt, "split": split, "weight": weight, "frames": frames}
 
 
 def _check_int(value: Any, low: int, high: int, fail, key: str) -> None:

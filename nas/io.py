@@ -155,9 +155,10 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def load_json(path: str | os.PathLike, *, error: type[TrackNASError] = TrackNASError, what: str = "JSON file") -> Any:
-    """Parse a user JSON file: no NaN/Infinity, nesting bounded, every failure one line."""
-    text = read_text(path, error=error, what=what)
+def load_json(path: str | os.PathLike, *, error: type[TrackNASError] = TrackNASError, what: str = "JSON file",
+              max_bytes: int = MAX_TEXT_BYTES) -> Any:
+    """Parse a user JSON file: no NaN/Infinity, size and nesting bounded, every failure one line."""
+    text = read_text(path, error=error, what=what, max_bytes=max_bytes)
     try:
         obj = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as err:

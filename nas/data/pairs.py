@@ -13,11 +13,24 @@ search frame.
 
 Determinism: pair `index` is drawn from `np.random.default_rng([seed, epoch, index])` and uses video
 `index % len(videos)`, so an epoch of `len(videos)` pairs visits every video once and the same
-(seed, epoch, index) always gives the same arrays.
+(seed, epoch, index) always gives the same arrays, in whichever process it is built (DataLoader
+workers, `nas.data.loader`).
+
+Mixtures: given one list of videos per source and their `weights`, pair `index` takes its source from
+u = frac(offset + index / golden ratio), a Weyl sequence whose offset is drawn from (seed, epoch):
+each source's share of any run of pairs is its weight's share to within a few pairs (the shuffled
+pick lists of pysot/LightTrack give the same), while each pair stays a pure function of (seed,
+epoch, index). The video is drawn uniformly within the source from a generator of its own, so the
+pair's crops use the same stream as a single source's.
+
+Frames are decoded through a per-process LRU cache bounded in bytes (`FrameCache`): a still image
+(a COCO pseudo-sequence) gives template and search, and small datasets repeat frames within an epoch.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence as SequenceABC
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +40,40 @@ from nas.data.crops import context_size, crop_square, grid_centers, normalize
 from nas.data.intervals import IntervalStrategy, UniformInterval
 from nas.data.sequence import Sequence
 from nas.errors import ConfigError, DataError
+
+
+FRAME_CACHE_BYTES = 64 * 2**20
+"""Decoded frames each process keeps (about 23 frames of 1280x720): enough for a pair's two crops of one
+image and the repeats of a small dataset; a GOT-10k-sized epoch rarely revisits a frame."""
+MIXTURE_STREAM = 1  # appended to the seeds of a mixture's own draws (source offset, video)
+_GOLDEN = (5 ** 0.5 - 1) / 2
+
+
+class FrameCache:
+    """Least-recently-used decoded frames keyed by path, holding at most `max_bytes` (0: no caching)."""
+
+    def __init__(self, max_bytes: int = FRAME_CACHE_BYTES):
+        self.max_bytes, self.bytes = int(max_bytes), 0
+        self.hits = self.misses = 0
+        self._frames: OrderedDict[Path, np.ndarray] = OrderedDict()
+
+    def frame(self, seq: Sequence, t: int) -> np.ndarray:
+        """Frame `t` of `seq` (read-only: every caller of a cached frame shares the array)."""
+        key = seq.frames[t]
+        image = self._frames.get(key)
+        if image is not None:
+            self.hits += 1
+            self._frames.move_to_end(key)
+            return image
+        self.misses += 1
+        image = seq.frame(t)
+        if image.nbytes <= self.max_bytes:
+            image.flags.writeable = False
+            self._frames[key] = image
+            self.bytes += image.nbytes
+            while self.bytes > self.max_bytes:
+                self.bytes -= self._frames.popitem(last=False)[1].nbytes
+        return image
 
 
 def visible_frames(seq: Sequence) -> np.ndarray:
@@ -73,13 +120,17 @@ class PairSampler(Dataset):
     scale, template +-4 px and +-5%, per-channel colour gain jitter +-5%, frame gap uniform within
     100 (`UniformInterval(100)`). Shifts are fractions of the output crop's side (LightTrack's 64 px
     of 256 is 0.25), so a space with smaller inputs keeps the target inside its search crop.
+
+    `sequences` holds the videos of one source or, with `weights` (one per source), one list of videos
+    per source (a mixture; see the module docstring).
     """
 
-    def __init__(self, sequences: SequenceABC[Sequence], *, template_size: int = 128, search_size: int = 256,
+    def __init__(self, sequences: SequenceABC[Sequence] | SequenceABC[SequenceABC[Sequence]], *,
+                 weights: SequenceABC[float] | None = None, template_size: int = 128, search_size: int = 256,
                  strides: SequenceABC[int] = (16,), interval: IntervalStrategy | None = None,
                  length: int | None = None, seed: int = 0, context_amount: float = 0.5,
                  search_shift: float = 0.25, search_scale: float = 0.18, template_shift: float = 1 / 32,
-                 template_scale: float = 0.05, color_jitter: float = 0.05):
+                 template_scale: float = 0.05, color_jitter: float = 0.05, frame_cache_bytes: int = FRAME_CACHE_BYTES):
         if not 0 < template_size <= search_size:
             raise ConfigError(f"need 0 < template_size <= search_size, got {template_size}, {search_size}",
                               key="template_size")
@@ -89,9 +140,19 @@ class PairSampler(Dataset):
                            ("color_jitter", color_jitter)):
             if not 0 <= value < 1:
                 raise ConfigError(f"must be in [0, 1), got {value}", key=key)
-        self.videos = [(seq, vis) for seq in sequences if len(vis := visible_frames(seq))]
-        if not self.videos:
-            raise DataError("no sequence has a frame with a visible target", key="sequences")
+        groups = [sequences] if weights is None else list(sequences)
+        if weights is not None and (len(weights) != len(groups) or not all(w > 0 for w in weights)):
+            raise ConfigError(f"expected one positive weight per source ({len(groups)}), got {list(weights)}",
+                              key="weights")
+        sources = [[(seq, vis) for seq in group if len(vis := visible_frames(seq))] for group in groups]
+        for i, videos in enumerate(sources):
+            if not videos:
+                raise DataError("no sequence has a frame with a visible target",
+                                key="sequences" if weights is None else f"source {i + 1}")
+        self.videos = [video for videos in sources for video in videos]
+        self.first_video = np.cumsum([0] + [len(videos) for videos in sources])
+        self.source_weights = None if len(sources) == 1 else np.cumsum(weights) / np.sum(weights)
+        self.frames = FrameCache(frame_cache_bytes)
         self.template_size, self.search_size = int(template_size), int(search_size)
         self.strides = tuple(int(s) for s in strides)
         self.interval = interval if interval is not None else UniformInterval(100)
@@ -111,10 +172,25 @@ class PairSampler(Dataset):
     def __getitem__(self, index: int) -> dict:
         return self.sample(index)
 
-    def sample(self, index: int) -> dict:
-        """Pair `index`: normalised crops, both target boxes, per-stride labels and the interval bin."""
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
-        k = int(index) % len(self.videos)
+    def pick(self, index: int, epoch: int | None = None) -> tuple[int, int]:
+        """(source, video) of pair `index`: video `index % len(videos)` for one source, else a weighted draw."""
+        if self.source_weights is None:
+            return 0, int(index) % len(self.videos)
+        epoch = self.epoch if epoch is None else int(epoch)
+        offset = np.random.default_rng([self.seed, epoch, MIXTURE_STREAM]).random()
+        u = (offset + int(index) * _GOLDEN) % 1.0
+        source = int(np.searchsorted(self.source_weights, u, side="right"))
+        source = min(source, len(self.source_weights) - 1)  # guards the float sum's last step
+        first, end = self.first_video[source], self.first_video[source + 1]
+        video = np.random.default_rng([self.seed, epoch, int(index), MIXTURE_STREAM]).integers(end - first)
+        return source, int(first + video)
+
+    def sample(self, index: int, epoch: int | None = None) -> dict:
+        """Pair `index` of `epoch` (default: the one `set_epoch` chose): normalised crops, both target
+        boxes, per-stride labels, the interval bin, and where it came from (source, video, frames)."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        rng = np.random.default_rng([self.seed, epoch, int(index)])
+        source, k = self.pick(index, epoch)
         seq, vis = self.videos[k]
         i_z, i_x, bin_id = self.interval.sample(rng, len(vis))
         t_z, t_x = int(vis[i_z]), int(vis[i_x])
@@ -129,6 +205,7 @@ class PairSampler(Dataset):
             "bin": int(bin_id),
             "frames": np.array([t_z, t_x], dtype=np.int64),
             "sequence": k,
+            "source": source,
         }
 
     def _crop(self, seq: Sequence, t: int, out_size: int, kind: str,
@@ -146,7 +223,7 @@ class PairSampler(Dataset):
         offset = rng.uniform(-shift, shift, 2) * out_size  # target centre minus crop centre, output pixels
         k = out_size / side
         cx, cy = x + w / 2 - offset[0] / k, y + h / 2 - offset[1] / k
-        crop = crop_square(seq.frame(t), (cx, cy), side, out_size).astype(np.float32)
+        crop = crop_square(self.frames.frame(seq, t), (cx, cy), side, out_size).astype(np.float32)
         crop *= rng.uniform(1.0 - self.color_jitter, 1.0 + self.color_jitter, 3).astype(np.float32)
         box = np.array([x - cx, y - cy, x + w - cx, y + h - cy]) * k + out_size / 2
         return normalize(np.clip(crop, 0, 255)), box.astype(np.float32)

@@ -53,8 +53,12 @@ class Sequence:
 
     def head(self, n: int) -> "Sequence":
         """The first `n` frames as a sequence of their own (quick evaluations, fitness subsets)."""
-        cut = lambda a: None if a is None else a[:n]  # noqa: E731
-        return replace(self, frames=self.frames[:n], boxes=self.boxes[:n], visible=cut(self.visible),
+        return self.window(0, n)
+
+    def window(self, start: int, stop: int) -> "Sequence":
+        """Frames `start..stop-1` (0-based, as a slice) as a sequence of their own (a source's frame range)."""
+        cut = lambda a: None if a is None else a[start:stop]  # noqa: E731
+        return replace(self, frames=self.frames[start:stop], boxes=self.boxes[start:stop], visible=cut(self.visible),
                        cover=cut(self.cover), scored=cut(self.scored), regions=cut(self.regions))
 
     def image_size(self) -> tuple[int, int]:

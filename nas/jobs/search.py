@@ -49,6 +49,8 @@ from trackers.lighttrack.export import write_export
 
 SEARCH_ONLY = {"fitness", "search", "pretrain"}
 """Config sections a resumed run may change: they leave the trained supernet valid (the search restarts)."""
+SPEED_ONLY = {"supernet": ("data_workers",)}
+"""Settings that change how fast, never what: a resumed run may change them freely."""
 LATENCY_RUNS = 20  # timed search-branch runs per candidate when latency is an objective
 
 
@@ -93,6 +95,19 @@ def actor_device(cfg: RunConfig) -> str:
     return "cuda" if cfg.search.gpus_per_worker > 0 else "cpu"
 
 
+def _comparable(config: dict) -> dict:
+    """A config as this version writes it (a key added since the run started compares as its default),
+    without the `SPEED_ONLY` settings."""
+    try:
+        config = RunConfig.from_dict(config).to_dict()
+    except (TypeError, KeyError, AttributeError):
+        config = dict(config)  # not ours: compared as it is
+    for section, keys in SPEED_ONLY.items():
+        if isinstance(config.get(section), dict):
+            config[section] = {k: v for k, v in config[section].items() if k not in keys}
+    return config
+
+
 def _check_run_dir(cfg: RunConfig, resume: bool) -> Path:
     run_dir = Path(cfg.output)
     saved = run_dir / "config.json"
@@ -103,11 +118,7 @@ def _check_run_dir(cfg: RunConfig, resume: bool) -> Path:
         previous = load_json(saved, error=ConfigError, what="run config (JSON)")
         if not isinstance(previous, dict):
             raise ConfigError("expected a JSON object", source=str(saved))
-        try:  # keys added since that run was started (amp, gpus_per_worker, ...) take their defaults
-            previous = RunConfig.from_dict(previous).to_dict()
-        except (TypeError, KeyError, AttributeError):
-            pass  # a foreign file: compared as it is
-        current = cfg.to_dict()
+        previous, current = _comparable(previous), _comparable(cfg.to_dict())
         changed = sorted(k for k in set(previous) | set(current) if k != "source" and previous.get(k) != current.get(k))
         if set(changed) - SEARCH_ONLY:
             raise ConfigError(f"config differs from the one {run_dir} was started with in {', '.join(changed)}; a "

@@ -10,6 +10,7 @@ from nas.config import RunConfig, validation_source
 from nas.cost.sampling import check_feasible
 from nas.data import synth
 from nas.data.datasets import open_dataset
+from nas.data.mixture import open_source
 from nas.errors import ConfigError, TrackNASError
 from nas.jobs.search import search_settings
 from nas.space import SearchSpace, load_space
@@ -80,6 +81,12 @@ def _check_search(cfg: RunConfig, space: SearchSpace) -> None:
 
 def _check_data(cfg: RunConfig, search: bool) -> None:
     root, fc = Path(cfg.data.root), cfg.fitness
+    for i, src in enumerate(cfg.data.sources):  # the list form: every source opens and has a pair to draw
+        _check_opens(cfg, f"data[{i}]", "",
+                     lambda src=src: open_source(src["path"], src["format"], src["split"], src["frames"]))
+    if cfg.data.sources and search and fc.val_root is None and cfg.data.sources[0]["format"] == "coco":
+        raise ConfigError("the first source gives the validation videos (fitness.val_split); expected a video "
+                          "dataset first, got coco", source=cfg.source, key="data[0].format")
     sets = {}
     if search and fc.val_root is not None:  # a validation set of its own: never synthesised, always checked
         sets["fitness.val_root"] = validation_source(str(root), cfg.data.format, fc.val_split, fc.val_root,
@@ -91,15 +98,24 @@ def _check_data(cfg: RunConfig, search: bool) -> None:
         raise ConfigError(f"expected a dataset folder, got {'a file' if root.exists() else 'nothing'} at {root} "
                           "(data.synthesize creates the default data)", source=cfg.source, key="data.root")
     else:
-        sets["data.split"] = (str(root), cfg.data.format, cfg.data.split)
+        if not cfg.data.sources:
+            sets["data.split"] = (str(root), cfg.data.format, cfg.data.split)
         if search and fc.val_root is None:
             sets["fitness.val_split"] = (str(root), cfg.data.format, fc.val_split)
     for key, (set_root, set_format, split) in sets.items():
-        try:
-            sequences = open_dataset(set_root, set_format, split)
-            if not sequences:
-                raise ConfigError(f"split {split!r} holds no sequences", source=set_root)
-            sequences[0].frame(0)  # the first frame decodes
-        except TrackNASError as err:
-            detail = ": ".join(p for p in (err.source, err.key, err.detail) if p)
-            raise ConfigError(f"{split!r} in {detail}" if split else detail, source=cfg.source, key=key) from None
+        _check_opens(cfg, key, f"{split!r} in " if split else "",
+                     lambda set_root=set_root, set_format=set_format, split=split:
+                     open_dataset(set_root, set_format, split))
+
+
+def _check_opens(cfg: RunConfig, key: str, prefix: str, read) -> None:
+    """`read()` gives at least one sequence whose first frame decodes; else one line: `key`, `prefix` and
+    the reader's error (which names the dataset's file)."""
+    try:
+        sequences = read()
+        if not sequences:
+            raise ConfigError("holds no sequences")
+        sequences[0].frame(0)
+    except TrackNASError as err:
+        detail = ": ".join(p for p in (err.source, err.key, err.detail) if p)
+        raise ConfigError(f"{prefix}{detail}", source=cfg.source, key=key) from None

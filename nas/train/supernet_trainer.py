@@ -36,8 +36,9 @@ from torch import nn
 
 from nas.config import PretrainConfig, RunConfig, SupernetConfig
 from nas.cost.table import cost_table
-from nas.data.datasets import open_dataset
-from nas.data.pairs import PairSampler, collate
+from nas.data.loader import pair_batches
+from nas.data.mixture import open_sources
+from nas.data.pairs import PairSampler
 from nas.data.synth import generate_dataset
 from nas.errors import ConfigError, TrackNASError
 from nas.io import atomic_torch_save, atomic_write_json, torch_load
@@ -182,11 +183,13 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
     device = train_device()
     precision = Precision(sc.amp, device, sc.channels_last)
     precision.prepare(model)
-    sequences = open_dataset(cfg.data.root, cfg.data.format, cfg.data.split)
+    sources = cfg.data.training_sources()
+    videos = open_sources(sources)
     interval = make_interval_strategy(sc.schedule, source=cfg.source)
     schedule = interval if isinstance(interval, SSTrackSchedule) else None
-    pairs = PairSampler(sequences, template_size=space.spec.template_size, search_size=space.spec.search_size,
-                        strides=output_strides(space), interval=interval, length=sc.pairs_per_epoch, seed=cfg.seed)
+    pairs = PairSampler(videos, template_size=space.spec.template_size, search_size=space.spec.search_size,
+                        strides=output_strides(space), interval=interval, length=sc.pairs_per_epoch, seed=cfg.seed,
+                        weights=[s["weight"] for s in sources])
     backbone = {id(p) for m in (model.stem, model.blocks) for p in m.parameters()}
     groups = [{"params": [p for p in model.parameters() if id(p) in backbone], "name": "backbone"},
               {"params": [p for p in model.parameters() if id(p) not in backbone], "name": "heads"}]
@@ -226,14 +229,16 @@ def train(cfg: RunConfig, *, target: TrainTarget | None = None, rank: int = 0, w
         bar = Progress(steps, f"{label} epoch {epoch + 1}/{sc.epochs}", enabled=progress and rank == 0, interval=5.0,
                        stream=log)
         losses, cls_parts, reg_parts, flops, bins, ious = [], [], [], [], [], []
+        starts = [step * sc.batch_size + shard * shard_size for step in range(steps) for shard in my_shards]
+        batches = pair_batches(pairs, [range(first, first + shard_size) for first in starts],
+                               workers=sc.data_workers, pin_memory=device.type == "cuda", seed=cfg.seed)
         for step in range(steps):
             arch = paths(epoch * steps + step)
             stride = model.arch_stride(arch)
             optimizer.zero_grad(set_to_none=True)
             stats = torch.zeros(3, dtype=torch.float64)
             for shard in my_shards:
-                first = step * sc.batch_size + shard * shard_size
-                batch = collate([pairs[i] for i in range(first, first + shard_size)])
+                batch = next(batches)
                 labels = {k: v.to(device) for k, v in batch["labels"][stride].items()}
                 with precision.autocast():
                     outputs = precision.outputs(model(arch, precision.input(batch["template"]),
