@@ -11,6 +11,7 @@ from nas.fitness.harness import BACKENDS, METRICS_FILE, PLOT_FILE, run_tracker
 from nas.fitness.scoring import PROTOCOLS
 from trackers.identity import IdentityTracker
 from trackers.lighttrack.tracker import BASELINES, PRESETS, LightTrackSpec, preset
+from trackers.runtime import DEFAULT_RUNTIME, RUNTIMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="scoring protocol (default: the dataset's; otb for TrackingNet)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
                         help="tracker hyper-parameters (default: Ocean's 0.062/0.38/0.765)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME,
+                        help="what runs the network: torch (eager) or onnxruntime (extra 'onnx'; default torch)")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="re-run sequences that already have complete results")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -39,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.commands.score import format_table
 
-    spec = LightTrackSpec(args.target, preset(args.preset), weights=args.weights)
+    spec = LightTrackSpec(args.target, preset(args.preset), weights=args.weights).with_runtime(args.runtime)
     spec()  # fail here, with one line, on a bad architecture or checkpoint rather than in every worker
     sequences = open_dataset(args.dataset, args.fmt, args.split)
     report = run_tracker(spec, sequences, args.results, workers=args.workers, backend=args.backend,

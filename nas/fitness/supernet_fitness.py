@@ -39,6 +39,7 @@ from trackers.base import Tracker
 from trackers.identity import IdentityTracker
 from trackers.lighttrack.geometry import output_strides
 from trackers.lighttrack.tracker import LightTrackTracker, preset
+from trackers.runtime import DEFAULT_RUNTIME, check_runtime
 
 FITNESS_METRICS = ("ao_sr50", "ao", "auc")
 BN_CACHE_LIMIT = 1024  # pairs kept decoded in memory; larger recalibration sets are re-read each time
@@ -61,6 +62,7 @@ class FitnessSpec:
     seed: int = 0
     threads: int | None = None  # torch threads in the evaluating process (None: leave as is)
     latency_runs: int = 0  # > 0: also measure the search branch's latency (median of this many runs)
+    runtime: str = DEFAULT_RUNTIME  # what runs the tracked subnet (`trackers.runtime.RUNTIMES`)
 
     def __post_init__(self):
         if self.metric not in FITNESS_METRICS:
@@ -68,6 +70,7 @@ class FitnessSpec:
         for key in ("bn_batches", "bn_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"expected a positive integer, got {getattr(self, key)!r}", key=f"fitness.{key}")
+        check_runtime(self.runtime)
 
     def __call__(self) -> "SupernetFitness":
         return SupernetFitness(self)
@@ -129,7 +132,7 @@ class SupernetFitness:
         started = time.monotonic()
         arch = Arch(self.space, tuple(int(g) for g in genotype))
         subnet = self.recalibrated_subnet(arch, bn_sample)
-        tracker = LightTrackTracker(subnet, preset(self.spec.tracker_preset), str(self.device))
+        tracker = LightTrackTracker(subnet, preset(self.spec.tracker_preset), str(self.device), self.spec.runtime)
         result = score_tracker(tracker, self.subset(subset), self.spec.metric)  # costs: the search's record
         if self.spec.latency_runs:
             result["latency_ms"] = measure_latency(subnet, self.space.spec.template_size, self.space.spec.search_size,
