@@ -36,6 +36,7 @@ fitness:                         # how a candidate is scored (see nas/fitness/su
   max_sequences: null            # evaluate on the first N validation sequences (null: all)
   max_frames: null               # ... and their first M frames
   tracker_preset: default        # LightTrack tracker hyper-parameters (default | vot2019)
+  runtime: torch                 # what runs the tracked subnet: torch | onnxruntime (extra 'onnx')
   final_top_k: null              # re-score this many of the best (null: search.top_k) ...
   final_bn_samples: 2            # ... on this many BN-recalibration samples ...
   final_subsets: 2               # ... x validation subsets (blocks of max_sequences); the pick is the mean
@@ -110,6 +111,7 @@ class FitnessConfig:
     max_sequences: int | None = None
     max_frames: int | None = None
     tracker_preset: str = "default"
+    runtime: str = "torch"
     val_split: str = "val"
     final_top_k: int | None = None
     final_bn_samples: int = 2
@@ -296,7 +298,8 @@ FITNESS_COUNTS = {"bn_batches": (1, MAX_COUNT), "bn_batch_size": (1, 65_536), "m
 SEARCH_COUNTS = {"population": (1, 100_000), "top_k": (1, 100_000), "mutations": (0, 100_000),
                  "crossovers": (0, 100_000), "generations": (1, 100_000), "max_retries": (0, 1000)}
 PATH_SAMPLERS = ("uniform", "fair", "sandwich", "anchored")
-FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc"), "tracker_preset": ("default", "vot2019")}
+FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc"), "tracker_preset": ("default", "vot2019"),
+                   "runtime": ("torch", "onnxruntime")}
 SEARCH_CHOICES = {"algorithm": ("evolution", "nsga2", "random")}
 SYNTHESIZE_KEYS = {"sequences": int, "frames": int, "seed": int, "val_fraction": float, "size": list}
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,6 +150,7 @@ def test_baselines_run_the_lighttrack_rows_on_onnxruntime(otb_root, tmp_path, on
 
 BLOCKER = '''
 import sys
+from pathlib import Path
 
 
 class _NoOnnxRuntime:
@@ -182,3 +184,42 @@ def test_without_onnxruntime_the_runtime_is_one_line_and_exit_2(command, otb_roo
     assert done.stderr.count("\n") == 1 and "onnxruntime" in done.stderr and "pip install" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_fitness_on_onnxruntime_scores_like_torch(tiny_data, tmp_path, one_torch_thread):
+    from nas.io import atomic_torch_save
+    from nas.supernet import Supernet
+
+    space = load_space(TINY_SPACE)
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "supernet.pt"
+    atomic_torch_save({"model": Supernet(space).state_dict(), "space_hash": space.hash}, checkpoint)
+    genotype = space.sample(np.random.default_rng(5)).genotype
+    results = {}
+    for runtime in ("torch", "onnxruntime"):
+        fitness = FitnessSpec(space=str(TINY_SPACE), checkpoint=str(checkpoint), data_root=str(tiny_data),
+                              bn_batches=1, bn_batch_size=4, max_sequences=2, max_frames=10, metric="ao",
+                              runtime=runtime)()
+        results[runtime] = fitness.evaluate(genotype)
+    assert 0.0 < results["torch"]["ao"] < 1.0
+    for key in ("fitness", "ao", "sr50"):
+        assert results["onnxruntime"][key] == pytest.approx(results["torch"][key], abs=1e-3), key
+
+
+@pytest.mark.parametrize("space, runtime, message", [
+    (TINY_SPACE, "tvm", "fitness.runtime: expected one of torch, onnxruntime"),
+    (SPACES / "tiny-gradnet.yaml", "onnxruntime", "fitness.runtime: onnxruntime cannot run this space: its 'update'"),
+])
+def test_search_config_runtime_is_checked_before_any_work(space, runtime, message, tiny_data, tmp_path, capsys):
+    import yaml
+
+    from conftest import write_job_config
+
+    path = tmp_path / "job.yaml"
+    config = yaml.safe_load(Path(write_job_config(path, tiny_data, tmp_path / "run")).read_text())
+    config["space"], config["fitness"]["runtime"] = str(space), runtime
+    path.write_text(yaml.safe_dump(config))
+    assert main(["search", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "run").exists()

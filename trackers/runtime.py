@@ -16,17 +16,17 @@ RUNTIMES = ("torch", "onnxruntime")
 DEFAULT_RUNTIME = "torch"
 
 
-def check_runtime(runtime: str) -> None:
-    """A known runtime whose packages import; else a one-line ConfigError (how to install them)."""
+def check_runtime(runtime: str, key: str = "--runtime") -> None:
+    """A known runtime whose packages import; else a one-line ConfigError at `key` (how to install them)."""
     if runtime not in RUNTIMES:
-        raise ConfigError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}", key="--runtime")
+        raise ConfigError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}", key=key)
     if runtime == "onnxruntime":
         for package in ("onnx", "onnxruntime"):  # torch's exporter writes the graphs with onnx
             try:
                 importlib.import_module(package)
             except ImportError:
                 raise ConfigError(f"the onnxruntime runtime needs the {package} package: "
-                                  "pip install 'tracknas[onnx]'", key="--runtime") from None
+                                  "pip install 'tracknas[onnx]'", key=key) from None
 
 
 def onnxruntime_session(graph: bytes, threads: int | None = None):

@@ -73,6 +73,7 @@ def fitness_spec(cfg: RunConfig, threads: int | None = None) -> FitnessSpec:
                        data_format=cfg.data.format, val_split=fc.val_split, train_split=cfg.data.split or "train",
                        bn_batches=fc.bn_batches, bn_batch_size=fc.bn_batch_size, max_sequences=fc.max_sequences,
                        max_frames=fc.max_frames, metric=fc.metric, tracker_preset=fc.tracker_preset, seed=cfg.seed,
+                       runtime=fc.runtime,
                        threads=threads, latency_runs=LATENCY_RUNS if "latency_ms" in cfg.search.objectives else 0)
 
 

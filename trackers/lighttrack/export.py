@@ -7,6 +7,7 @@ training pairs; loadable with `weights_only=True`), plus `template.onnx` / `sear
 """
 from __future__ import annotations
 
+import importlib
 import io
 import shutil
 import warnings
@@ -60,7 +61,7 @@ def export_onnx(model: LightTrackSubnet, out_dir: Path) -> None:
     """Template and search branches as two ONNX graphs (deployments run them separately); the search
     graph takes the crop `x` and the template state (`zf`, then any head entries) as its inputs."""
     try:
-        import onnx  # noqa: F401  (torch's exporter needs it to write the graph)
+        importlib.import_module("onnx")  # torch's exporter needs it to write the graph
     except ImportError:
         raise ConfigError("ONNX export needs the onnx package: pip install 'tracknas[onnx]'", key="--onnx") from None
     atomic_write_bytes(out_dir / TEMPLATE_ONNX, template_onnx(model))
