@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
         spec()  # fail here, in one line, on a bad subnet or checkpoint rather than in every worker
     rows = compare(specs, sequences, out, workers=args.workers, backend=args.backend, resume=args.resume,
                    progress=not args.json, notes=notes)
-    meta = {"dataset": str(args.dataset), "split": args.split, "num_sequences": len(sequences), "runtime": args.runtime,
-            "max_frames": args.max_frames, "train_config": args.train_config}
+    meta = {"dataset": str(args.dataset), "split": args.split, "num_sequences": len(sequences),
+            "max_frames": args.max_frames, "train_config": args.train_config, "runtime": args.runtime}
     write_table(rows, out, meta)
     plot_speed_accuracy(rows, out / SPEED_PLOT)
     if args.json:

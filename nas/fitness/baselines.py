@@ -219,10 +219,11 @@ def format_markdown(rows: list[dict]) -> str:
     for r in rows:
         fps = "-" if r["fps"] is None else f"{r['fps']:.1f}"
         lines.append(f"| {r['name']} | {pct(r['auc'])} | {pct(r['precision'])} | {pct(r['ao'])} | {pct(r['sr50'])} "
-                     f"| {fps} | {r['runtime']} | {_quantity(r['params'])} | {_quantity(r['flops'])} | {r['weights']} |")
+                     f"| {fps} | {r['runtime']} | {_quantity(r['params'])} | {_quantity(r['flops'])} "
+                     f"| {r['weights']} |")
     lines += ["", "AUC/P@20: OTB one-pass; AO/SR0.5: GOT-10k rules on the same result files (frames 2.., "
-              "cover-0 frames excluded where labelled). FPS: harness tracker time. FLOPs: fvcore multiply-adds "
-              "of one track() call's network (see nas/fitness/baselines.py)."]
+              "cover-0 frames excluded where labelled). FPS: harness tracker time, the network run by `runtime`. "
+              "FLOPs: fvcore multiply-adds of one track() call's network (see nas/fitness/baselines.py)."]
     return "\n".join(lines) + "\n"
 
 

@@ -70,7 +70,7 @@ class FitnessSpec:
         for key in ("bn_batches", "bn_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"expected a positive integer, got {getattr(self, key)!r}", key=f"fitness.{key}")
-        check_runtime(self.runtime)
+        check_runtime(self.runtime, key="fitness.runtime")
 
     def __call__(self) -> "SupernetFitness":
         return SupernetFitness(self)
