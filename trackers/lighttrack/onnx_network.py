@@ -46,10 +46,9 @@ class OnnxRuntimeSubnet(nn.Module):
         return {name: torch.from_numpy(out).to(device) for name, out in zip(names, session.run(names, arrays))}
 
     def template(self, z: torch.Tensor, box: torch.Tensor | None = None) -> Template:
-        if not self.uses_template_box:
-            return self._run(self._template, {"z": z}, z.device)
-        box = centred_box(z.shape[-1], z.shape[0], z.device) if box is None else box
-        feeds = {"z": z, "box": box}
+        feeds = {"z": z}
+        if self.uses_template_box:  # only heads that learn from the template (dimp) read the box
+            feeds["box"] = centred_box(z.shape[-1], z.shape[0], z.device) if box is None else box
         return self._run(self._template, feeds, z.device)
 
     def track(self, x: torch.Tensor, state: Template) -> dict[str, torch.Tensor]:
