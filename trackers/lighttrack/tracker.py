@@ -17,7 +17,8 @@ exactly the same post-processing. The steps follow LightTrack's/Ocean's tracker:
 * speed: inference runs on a copy of the model with BatchNorm folded into the preceding convs
   (`fold_batchnorm`), the same function to float precision and about a fifth faster on CPU; with
   `runtime="onnxruntime"` that copy runs as ONNX graphs in onnxruntime (`OnnxRuntimeSubnet`), the
-  same outputs to 1e-4 and about half the per-frame forward time on CPU;
+  same outputs to 1e-4 in 0.51x (1 thread) / 0.57x (2 threads) of eager's forward time on a
+  2-core CPU (`benchmarks/bench_onnx_runtime.py`);
 * scores: tower cls heads give logits (a sigmoid makes them confidences); a DiMP cls head gives
   regression scores, clipped to [0, 1];
 * gradnet template update (models with an update head), GradNet's online rule: the reliability
