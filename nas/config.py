@@ -46,6 +46,7 @@ fitness:                         # how a candidate is scored (see nas/fitness/su
   max_sequences: null            # evaluate on the first N validation sequences (null: all)
   max_frames: null               # ... and their first M frames
   tracker_preset: default        # LightTrack tracker hyper-parameters (default | vot2019)
+  runtime: torch                 # what runs the tracked subnet: torch | onnxruntime (extra 'onnx')
   final_top_k: null              # re-score this many of the best (null: search.top_k) ...
   final_bn_samples: 2            # ... on this many BN-recalibration samples ...
   final_subsets: 2               # ... x validation subsets (blocks of max_sequences); the pick is the mean
@@ -148,6 +149,7 @@ class FitnessConfig:
     max_sequences: int | None = None
     max_frames: int | None = None
     tracker_preset: str = "default"
+    runtime: str = "torch"
     val_split: str = "val"
     final_top_k: int | None = None
     final_bn_samples: int = 2
@@ -415,7 +417,8 @@ PRETRAIN_NUMBERS = {"lr": (0.0, 10.0, True), "end_lr": (0.0, 10.0, False), "mome
 AMP_MODES = ("off", "bf16", "fp16")
 PATH_SAMPLERS = ("uniform", "fair", "sandwich", "anchored")
 FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc", "eao"), "tracker_preset": ("default", "vot2019"),
-                   "val_format": (None, *DATASET_FORMATS), "eao_year": (2018, 2019)}
+                   "val_format": (None, *DATASET_FORMATS), "eao_year": (2018, 2019),
+                   "runtime": ("torch", "onnxruntime")}
 EAO_LOW = {2018: 100, 2019: 46}  # first length of each year's EAO interval (nas.fitness.vot.EAO_INTERVALS)
 SEARCH_CHOICES = {"algorithm": ("evolution", "nsga2", "random")}
 SYNTHESIZE_KEYS = {"sequences": int, "frames": int, "seed": int, "val_fraction": float, "size": list}

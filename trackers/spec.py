@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -25,6 +25,7 @@ from nas.data.sequence import Sequence
 from nas.errors import ConfigError
 from nas.io import torch_load
 from trackers.base import Tracker
+from trackers.runtime import DEFAULT_RUNTIME, check_runtime
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 FrameNetwork = tuple[nn.Module, tuple[torch.Tensor, ...]]
@@ -69,6 +70,19 @@ class TrackerSpec(ABC):
     seed: int
     device: str | None
     name: str
+    runtimes: ClassVar[tuple[str, ...]] = (DEFAULT_RUNTIME,)
+    """The runtimes its network can run on; others need a `runtime` field that the tracker honours."""
+    torch_only: ClassVar[str] = "its per-frame step runs PyTorch code"
+    """Why it has no other runtime (the error `with_runtime` gives)."""
+
+    def with_runtime(self, runtime: str) -> TrackerSpec:
+        """This recipe on `runtime` (`trackers.runtime.RUNTIMES`); a one-line ConfigError naming the
+        tracker when it cannot run there, or when the runtime is not installed."""
+        check_runtime(runtime)
+        if runtime not in self.runtimes:
+            raise ConfigError(f"tracker {self.name!r} cannot run under {runtime}: {self.torch_only}",
+                              key="--runtime")
+        return self if runtime == getattr(self, "runtime", DEFAULT_RUNTIME) else replace(self, runtime=runtime)
 
     @abstractmethod
     def build_model(self) -> nn.Module:

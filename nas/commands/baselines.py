@@ -12,6 +12,7 @@ from nas.fitness.baselines import (
     SPEED_PLOT, TABLE_JSON, TABLE_MD, BaselineConfig, baseline_specs, compare, format_markdown,
     load_baseline_config, plot_speed_accuracy, train_baselines, write_table)
 from nas.fitness.harness import BACKENDS
+from trackers.runtime import DEFAULT_RUNTIME, RUNTIMES, check_runtime
 
 DEFAULT_SYNTH = Path("data/synth")
 
@@ -34,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="found LightTrack subnet: arch JSON or `tracknas export` directory "
                              "(default: none; LightTrack-Mobile with random weights stands in)")
     parser.add_argument("--subnet-weights", metavar="CKPT", help="state dict for an arch JSON --subnet")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME,
+                        help="what runs the networks that can run there (onnxruntime: the LightTrack ones, "
+                             "extra 'onnx'); the others stay on torch (default torch)")
     parser.add_argument("--max-frames", type=int, metavar="M", help="track only the first M frames of each sequence")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="re-track sequences that already have results (checkpoints are kept)")
@@ -61,19 +65,20 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"expected >= 2 frames, got {args.max_frames}", key="--max-frames")
     if args.subnet_weights and not args.subnet:
         raise ConfigError("--subnet-weights needs --subnet", key="--subnet-weights")
+    check_runtime(args.runtime)
     config = load_baseline_config(args.train_config) if args.train_config else BaselineConfig()
     sequences = open_dataset(args.dataset, args.fmt, args.split)
     if args.max_frames:
         sequences = [seq.head(args.max_frames) for seq in sequences]
     out = Path(args.out)
     checkpoints = train_baselines(_train_sequences(args), out / "checkpoints", config, progress=not args.json)
-    specs, notes = baseline_specs(config, checkpoints, args.subnet, args.subnet_weights)
+    specs, notes = baseline_specs(config, checkpoints, args.subnet, args.subnet_weights, args.runtime)
     for spec in specs.values():
         spec()  # fail here, in one line, on a bad subnet or checkpoint rather than in every worker
     rows = compare(specs, sequences, out, workers=args.workers, backend=args.backend, resume=args.resume,
                    progress=not args.json, notes=notes)
     meta = {"dataset": str(args.dataset), "split": args.split, "num_sequences": len(sequences),
-            "max_frames": args.max_frames, "train_config": args.train_config}
+            "max_frames": args.max_frames, "train_config": args.train_config, "runtime": args.runtime}
     write_table(rows, out, meta)
     plot_speed_accuracy(rows, out / SPEED_PLOT)
     if args.json:

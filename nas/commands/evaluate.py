@@ -21,6 +21,7 @@ from nas.io import atomic_write_json
 from nas.progress import Progress
 from trackers.identity import IdentityTracker
 from trackers.lighttrack.tracker import BASELINES, PRESETS, LightTrackSpec, preset
+from trackers.runtime import DEFAULT_RUNTIME, RUNTIMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"vot: runs per sequence; three identical runs end it early (default {REPETITIONS})")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
                         help="tracker hyper-parameters (default: Ocean's 0.062/0.38/0.765)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default=DEFAULT_RUNTIME,
+                        help="what runs the network: torch (eager) or onnxruntime (extra 'onnx'; default torch)")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="re-run sequences that already have complete results")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -53,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from nas.commands.score import format_table
 
-    spec = LightTrackSpec(args.target, preset(args.preset), weights=args.weights)
+    spec = LightTrackSpec(args.target, preset(args.preset), weights=args.weights).with_runtime(args.runtime)
     spec()  # fail here, with one line, on a bad architecture or checkpoint rather than in every worker
     sequences = open_dataset(args.dataset, args.fmt, args.split)
     if args.protocol == VOT or (args.protocol is None and sequences and sequences[0].dataset == VOT):

@@ -45,6 +45,7 @@ from trackers.gradnet.baseline import GradNetBaseline
 from trackers.identity import IdentityTracker
 from trackers.lighttrack.tracker import LightTrackSpec
 from trackers.metartt.baseline import MetaRTTBaseline
+from trackers.runtime import DEFAULT_RUNTIME, check_runtime
 from trackers.spec import BaselineTraining
 
 TRAINED: dict[str, type[BaselineTraining]] = {cls.key: cls for cls in (GradNetBaseline, MetaRTTBaseline, DiMPBaseline)}
@@ -130,12 +131,16 @@ def train_baselines(train_sequences: list[Sequence], out_dir: str | os.PathLike,
 
 
 def baseline_specs(config: BaselineConfig, checkpoints: dict[str, Path | None], subnet: str | None = None,
-                   subnet_weights: str | None = None) -> tuple[dict[str, TrackerFactory], dict[str, str]]:
+                   subnet_weights: str | None = None,
+                   runtime: str = DEFAULT_RUNTIME) -> tuple[dict[str, TrackerFactory], dict[str, str]]:
     """(name -> picklable tracker factory, name -> what its weights are) for every compared tracker.
 
     `checkpoints` maps each trained baseline's checkpoint name (`CHECKPOINT_NAMES`) to its
     checkpoint, or to None for seeded random weights (latency measurements need no training).
+    `runtime` runs every tracker that has it there (the LightTrack ones for onnxruntime); the others
+    keep PyTorch, and each row of the table says which runtime ran it.
     """
+    check_runtime(runtime)
     specs: dict[str, TrackerFactory] = {
         IDENTITY_NAME: IdentityTracker, "lighttrack-mobile": LightTrackSpec("lighttrack-mobile", seed=config.seed)}
     notes = {IDENTITY_NAME: "the first box on every frame (the do-nothing floor)",
@@ -150,7 +155,13 @@ def baseline_specs(config: BaselineConfig, checkpoints: dict[str, Path | None], 
         exported = Path(subnet).is_dir()
         notes[SUBNET_NAME] = (f"{subnet}" + (f" + {subnet_weights}" if subnet_weights else
                                              " (export weights)" if exported else " (random init)"))
-    return specs, notes
+    return {name: spec.with_runtime(runtime) if runtime in getattr(spec, "runtimes", ()) else spec
+            for name, spec in specs.items()}, notes
+
+
+def runtime_of(factory: TrackerFactory) -> str:
+    """The runtime a tracker factory's network runs on (PyTorch unless its spec says otherwise)."""
+    return "none" if factory is IdentityTracker else getattr(factory, "runtime", DEFAULT_RUNTIME)
 
 
 def _network_cost(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict[str, int]:
@@ -186,7 +197,7 @@ def compare(specs: dict[str, TrackerFactory], sequences: list[Sequence], out_dir
         overlap = score_results(sequences, results, "got10k")
         curves[name] = report
         rows.append({"name": name, "auc": report["auc"], "precision": report["precision"],
-                     "ao": overlap["ao"], "sr50": overlap["sr50"], "fps": report["fps"],
+                     "ao": overlap["ao"], "sr50": overlap["sr50"], "fps": report["fps"], "runtime": runtime_of(spec),
                      **frame_cost(spec, sequences[0]), "weights": (notes or {}).get(name, ""),
                      "results": str(results)})
     plot_success_precision(curves, out / CURVES_PLOT, title=f"{len(sequences)} sequences, OTB one-pass")
@@ -203,15 +214,16 @@ def _quantity(value: float) -> str:
 def format_markdown(rows: list[dict]) -> str:
     """The comparison as a Markdown table (fractions as percentages), then what the columns mean."""
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
-    lines = ["| tracker | AUC | P@20 | AO | SR0.5 | FPS | params | FLOPs/frame | weights |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| tracker | AUC | P@20 | AO | SR0.5 | FPS | runtime | params | FLOPs/frame | weights |",
+             "|---|---:|---:|---:|---:|---:|---|---:|---:|---|"]
     for r in rows:
         fps = "-" if r["fps"] is None else f"{r['fps']:.1f}"
         lines.append(f"| {r['name']} | {pct(r['auc'])} | {pct(r['precision'])} | {pct(r['ao'])} | {pct(r['sr50'])} "
-                     f"| {fps} | {_quantity(r['params'])} | {_quantity(r['flops'])} | {r['weights']} |")
+                     f"| {fps} | {r['runtime']} | {_quantity(r['params'])} | {_quantity(r['flops'])} "
+                     f"| {r['weights']} |")
     lines += ["", "AUC/P@20: OTB one-pass; AO/SR0.5: GOT-10k rules on the same result files (frames 2.., "
-              "cover-0 frames excluded where labelled). FPS: harness tracker time. FLOPs: fvcore multiply-adds "
-              "of one track() call's network (see nas/fitness/baselines.py)."]
+              "cover-0 frames excluded where labelled). FPS: harness tracker time, the network run by `runtime`. "
+              "FLOPs: fvcore multiply-adds of one track() call's network (see nas/fitness/baselines.py)."]
     return "\n".join(lines) + "\n"
 
 

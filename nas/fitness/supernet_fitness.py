@@ -43,6 +43,7 @@ from trackers.base import Tracker, pick_device
 from trackers.identity import IdentityTracker
 from trackers.lighttrack.geometry import output_strides
 from trackers.lighttrack.tracker import LightTrackTracker, preset
+from trackers.runtime import DEFAULT_RUNTIME, check_runtime
 
 FITNESS_METRICS = ("ao_sr50", "ao", "auc", "eao")
 BN_CACHE_LIMIT = 1024  # pairs kept decoded in memory; larger recalibration sets are re-read each time
@@ -69,6 +70,7 @@ class FitnessSpec:
     val_format: str | None = None
     eao_year: int = vot.DEFAULT_YEAR
     device: str | None = None  # None: CUDA when present (`pick_device`); a Ray actor is told "cuda" or "cpu"
+    runtime: str = DEFAULT_RUNTIME  # what runs the tracked subnet (`trackers.runtime.RUNTIMES`)
 
     def __post_init__(self):
         if self.metric not in FITNESS_METRICS:
@@ -79,6 +81,7 @@ class FitnessSpec:
         for key in ("bn_batches", "bn_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"expected a positive integer, got {getattr(self, key)!r}", key=f"fitness.{key}")
+        check_runtime(self.runtime, key="fitness.runtime")
 
     def __call__(self) -> "SupernetFitness":
         return SupernetFitness(self)
@@ -144,7 +147,7 @@ class SupernetFitness:
         started = time.monotonic()
         arch = Arch(self.space, tuple(int(g) for g in genotype))
         subnet = self.recalibrated_subnet(arch, bn_sample)
-        tracker = LightTrackTracker(subnet, preset(self.spec.tracker_preset), str(self.device))
+        tracker = LightTrackTracker(subnet, preset(self.spec.tracker_preset), str(self.device), self.spec.runtime)
         # costs are not measured here: they are the search's record
         result = score_tracker(tracker, self.subset(subset), self.spec.metric, self.spec.eao_year)
         if self.spec.latency_runs:

@@ -85,6 +85,7 @@ def fitness_spec(cfg: RunConfig, threads: int | None = None, device: str | None 
                        max_frames=fc.max_frames, metric=fc.metric, tracker_preset=fc.tracker_preset, seed=cfg.seed,
                        threads=threads, latency_runs=LATENCY_RUNS if "latency_ms" in cfg.search.objectives else 0,
                        val_root=fc.val_root, val_format=fc.val_format, eao_year=fc.eao_year,
+                       runtime=fc.runtime,
                        device=device)
 
 

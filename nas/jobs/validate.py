@@ -12,11 +12,13 @@ from nas.data import synth
 from nas.data.datasets import open_dataset
 from nas.data.mixture import open_source
 from nas.errors import ConfigError, TrackNASError
+from nas.heads import KINDS
 from nas.jobs.search import search_settings
 from nas.space import SearchSpace, load_space
 from nas.supernet import Supernet
 from nas.train.sstrack import make_interval_strategy
 from nas.train.supernet_trainer import load_backbone_checkpoint
+from trackers.runtime import check_runtime
 
 
 def validate_run(cfg: RunConfig, *, search: bool) -> None:
@@ -42,6 +44,7 @@ def validate_run(cfg: RunConfig, *, search: bool) -> None:
     check(_check_schedule, cfg, prefix="supernet.schedule.")
     if space is not None and search:
         check(_check_search, cfg, space)
+        check(_check_fitness_runtime, cfg, space)
     if space is not None and cfg.supernet.bounds:
         check(check_feasible, space, cfg.supernet.path_bounds(), prefix="supernet.bounds")
     if space is not None and cfg.supernet.backbone_checkpoint:
@@ -77,6 +80,15 @@ def _check_search(cfg: RunConfig, space: SearchSpace) -> None:
         check_feasible(space, settings.bounds)
     except TrackNASError as err:
         raise ConfigError(err.detail, source=cfg.source, key="search.bounds") from None
+
+
+def _check_fitness_runtime(cfg: RunConfig, space: SearchSpace) -> None:
+    """The fitness runtime is installed and can run the space's subnets."""
+    check_runtime(cfg.fitness.runtime, key="fitness.runtime")
+    updates = [h.name for h in space.spec.heads if KINDS[h.type].role == "update"]
+    if cfg.fitness.runtime != "torch" and updates:
+        raise ConfigError(f"{cfg.fitness.runtime} cannot run this space: its {updates[0]!r} template update "
+                          "differentiates through the network while tracking; use torch", key="fitness.runtime")
 
 
 def _check_data(cfg: RunConfig, search: bool) -> None:

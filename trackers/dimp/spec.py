@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -32,6 +33,8 @@ class DiMPSpec(CheckpointSpec):
     architecture, so `net` is ignored then), or None for a randomly initialised `net` drawn from
     `seed`; `seed` also drives the init augmentation.
     """
+
+    torch_only: ClassVar[str] = "DiMP optimises its target filter online (steepest descent in PyTorch)"
 
     config: DiMPTrackerConfig = field(default_factory=DiMPTrackerConfig)
     net: DiMPNetConfig = field(default_factory=DiMPNetConfig)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -37,6 +38,8 @@ class GradNetSpec(CheckpointSpec):
     `net` must be the network configuration the checkpoint was trained with (its widths); a
     mismatch is a one-line ConfigError when the tracker is built.
     """
+
+    torch_only: ClassVar[str] = "GradNet updates its template by a gradient through the network while tracking"
 
     config: GradNetTrackerConfig = GradNetTrackerConfig()
     net: GradNetConfig = GradNetConfig()

@@ -7,6 +7,8 @@ training pairs; loadable with `weights_only=True`), plus `template.onnx` / `sear
 """
 from __future__ import annotations
 
+import importlib
+import io
 import shutil
 import warnings
 from pathlib import Path
@@ -15,11 +17,12 @@ import torch
 
 from nas.errors import ConfigError
 from nas.heads.base import centred_box
-from nas.io import atomic_torch_save, atomic_write_json, torch_load
+from nas.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, torch_load
 from nas.space import Arch, load_arch, load_space
 from trackers.lighttrack.model import LightTrackSubnet, SearchBranch, TemplateBranch, build_subnet
 
 ARCH_FILE, SPACE_FILE, MODEL_FILE = "arch.json", "space.yaml", "model.pt"
+TEMPLATE_ONNX, SEARCH_ONNX = "template.onnx", "search.onnx"
 
 
 def write_export(out_dir: str | Path, arch_json: dict, model: LightTrackSubnet, *, onnx: bool = False) -> Path:
@@ -55,21 +58,56 @@ def load_export(export_dir: str | Path) -> tuple[Arch, LightTrackSubnet]:
 
 
 def export_onnx(model: LightTrackSubnet, out_dir: Path) -> None:
-    """Template and search branches as two ONNX graphs (deployments run them separately)."""
+    """Template and search branches as two ONNX graphs (deployments run them separately); the search
+    graph takes the crop `x` and the template state (`zf`, then any head entries) as its inputs."""
     try:
-        import onnx  # noqa: F401  (torch's exporter needs it to write the graph)
+        importlib.import_module("onnx")  # torch's exporter needs it to write the graph
     except ImportError:
         raise ConfigError("ONNX export needs the onnx package: pip install 'tracknas[onnx]'", key="--onnx") from None
-    spec = model.space.spec
-    model = model.eval()
-    z = torch.randn(1, 3, spec.template_size, spec.template_size)
-    x = torch.randn(1, 3, spec.search_size, spec.search_size)
+    atomic_write_bytes(out_dir / TEMPLATE_ONNX, template_onnx(model))
+    atomic_write_bytes(out_dir / SEARCH_ONNX, search_onnx(model, model.space.spec.search_size))
 
+
+def _template_inputs(model: LightTrackSubnet) -> tuple[torch.Tensor, ...]:
+    """A template crop (and, for heads that learn from it, the nominal target box): the template graph's inputs."""
+    side, device = model.space.spec.template_size, _device(model)
+    z = torch.randn(1, 3, side, side, device=device)
+    return (z, centred_box(side, 1, device)) if model.uses_template_box else (z,)
+
+
+def _device(model: LightTrackSubnet) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _to_onnx(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], input_names: list[str],
+             output_names: list[str]) -> bytes:
+    """`module` traced on `inputs` as a static-shape ONNX graph, constants folded.
+
+    `module` must already be in eval mode: the exporter puts it back in the mode it found it in,
+    and a fresh wrapper's default (training) would switch the wrapped model to training too.
+    """
+    buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated; it needs no extra package
-        state = model.template(z)
-        template_inputs = (z, centred_box(spec.template_size, 1)) if model.uses_template_box else (z,)
-        torch.onnx.export(TemplateBranch(model), template_inputs, str(out_dir / "template.onnx"),
-                          input_names=["z", "box"][: len(template_inputs)], output_names=list(state), dynamo=False)
-        torch.onnx.export(SearchBranch(model, state), (x, *state.values()), str(out_dir / "search.onnx"),
-                          input_names=["x", *state], output_names=["cls", "reg"], dynamo=False)
+        torch.onnx.export(module, inputs, buffer, input_names=input_names, output_names=output_names,
+                          do_constant_folding=True, dynamo=False)
+    return buffer.getvalue()
+
+
+def template_onnx(model: LightTrackSubnet) -> bytes:
+    """The template branch: `z` (and `box`) -> the template state, one output per state key."""
+    model = model.eval()
+    inputs = _template_inputs(model)
+    with torch.no_grad():
+        keys = list(model.template(*inputs))
+    return _to_onnx(TemplateBranch(model).eval(), inputs, ["z", "box"][: len(inputs)], keys)
+
+
+def search_onnx(model: LightTrackSubnet, side: int) -> bytes:
+    """The search branch for `side` x `side` crops: (`x`, *template state) -> `cls`, `reg` (in `track` order)."""
+    model = model.eval()
+    x = torch.randn(1, 3, side, side, device=_device(model))
+    with torch.no_grad():
+        state = model.template(*_template_inputs(model))
+        outputs = list(model.track(x, state))
+    return _to_onnx(SearchBranch(model, state).eval(), (x, *state.values()), ["x", *state], outputs)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ class MetaRTTSpec(CheckpointSpec):
     `net` must be the configuration the checkpoint was trained with; `seed` also seeds the
     tracker's sampling, so every worker tracks a sequence identically.
     """
+
+    torch_only: ClassVar[str] = "MetaRTT adapts its weights online by gradient steps"
 
     config: MetaRTTTrackerConfig = MetaRTTTrackerConfig()
     net: MetaRTTConfig = MetaRTTConfig()
