@@ -47,8 +47,10 @@ search:                          # see nas/search/state.py SearchSettings
   crossovers: 24
   mutation_prob: 0.1
   generations: 20
-  bounds: {preset: default}      # a constraint preset of the space, or {flops: 600M, params: 2M}
-  objectives: [fitness, flops]   # NSGA-II objectives and the reported Pareto front
+  bounds: {preset: default}      # a constraint preset of the space, or {flops: 600M, params: 2M, latency_ms: 20}
+  latency: {runtime: torch, threads: 2, device: cpu}   # optional: the latency table that predicts latency_ms
+                                 # (bounds and objective; default this setting when latency_ms is bounded)
+  objectives: [fitness, flops]   # NSGA-II objectives and the reported Pareto front (+ latency_ms)
   seed_reference: false          # put the space's reference architecture into generation 0
 ```
 """
@@ -129,6 +131,7 @@ class SearchConfig:
     bounds: dict = field(default_factory=lambda: {"preset": "default"})
     objectives: list = field(default_factory=lambda: ["fitness", "flops"])
     seed_reference: bool = False
+    latency: dict = field(default_factory=dict)  # {} = no table unless latency is bounded (then the defaults)
 
 
 @dataclass(frozen=True)
@@ -268,10 +271,14 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
     if "mutation_prob" in search_values:
         _check_float(search_values["mutation_prob"], 0.0, 1.0, False, fail, "search.mutation_prob")
     bounds = search_values.get("bounds", {"preset": "default"})
-    if not isinstance(bounds, dict) or set(bounds) - {"preset", "flops", "params"}:
-        raise fail("search.bounds", "expected {preset: NAME} and/or {flops: 600M, params: 2M}")
-    search_values["bounds"] = {k: (str(v) if k == "preset" else parse_quantity(v, source=source, key=f"search.bounds.{k}"))
+    if not isinstance(bounds, dict) or set(bounds) - {"preset", "flops", "params", "latency_ms"}:
+        raise fail("search.bounds", "expected {preset: NAME} and/or {flops: 600M, params: 2M, latency_ms: 20}")
+    search_values["bounds"] = {k: (str(v) if k == "preset" else
+                                   _check_float(v, 0.0, 1e6, True, fail, f"search.bounds.{k}") if k == "latency_ms" else
+                                   parse_quantity(v, source=source, key=f"search.bounds.{k}"))
                                for k, v in bounds.items()}
+    if "latency" in search_values:
+        search_values["latency"] = _check_latency(search_values["latency"], fail)
     if "objectives" in search_values and (not isinstance(search_values["objectives"], list)
                                           or not all(isinstance(o, str) for o in search_values["objectives"])):
         raise fail("search.objectives", "expected a list like [fitness, flops]")
@@ -298,6 +305,7 @@ SEARCH_COUNTS = {"population": (1, 100_000), "top_k": (1, 100_000), "mutations":
 PATH_SAMPLERS = ("uniform", "fair", "sandwich", "anchored")
 FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc"), "tracker_preset": ("default", "vot2019")}
 SEARCH_CHOICES = {"algorithm": ("evolution", "nsga2", "random")}
+LATENCY_CHOICES = {"runtime": ("torch", "onnxruntime"), "device": ("cpu", "cuda")}  # as nas.cost.lut (not imported)
 SYNTHESIZE_KEYS = {"sequences": int, "frames": int, "seed": int, "val_fraction": float, "size": list}
 
 
@@ -318,6 +326,18 @@ def _check_choices(section: Any, name: str, choices: dict[str, tuple[str, ...]],
     for key, allowed in choices.items():
         if getattr(section, key) not in allowed:
             raise fail(f"{name}.{key}", f"expected one of {', '.join(allowed)}, got {getattr(section, key)!r}")
+
+
+def _check_latency(latency: Any, fail) -> dict:
+    """`search.latency`: which latency table (runtime, threads, device); missing keys take their defaults."""
+    if not isinstance(latency, dict) or set(latency) - {"runtime", "threads", "device"}:
+        raise fail("search.latency", "expected a mapping like {runtime: torch, threads: 2, device: cpu}")
+    for key, allowed in LATENCY_CHOICES.items():
+        if key in latency and latency[key] not in allowed:
+            raise fail(f"search.latency.{key}", f"expected one of {', '.join(allowed)}, got {latency[key]!r}")
+    if "threads" in latency:
+        _check_int(latency["threads"], 1, 1024, fail, "search.latency.threads")
+    return {"runtime": "torch", "threads": 2, "device": "cpu", **latency}
 
 
 def _check_synthesize(synth: Any, fail) -> None:

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nas.config import RunConfig
+from nas.cost.lut import LatencySetting
 from nas.cost.table import cost_table
 from nas.errors import ConfigError
 from nas.fitness.supernet_fitness import FitnessSpec, SupernetFitness, identity_scores
@@ -41,7 +42,7 @@ from trackers.lighttrack.export import write_export
 
 SEARCH_ONLY = {"fitness", "search"}
 """Config sections a resumed run may change: they leave the trained supernet valid (the search restarts)."""
-LATENCY_RUNS = 20  # timed search-branch runs per candidate when latency is an objective
+LATENCY_RUNS = 20  # timed search-branch runs per candidate when latency is an objective without a latency table
 
 
 def search_settings(cfg: RunConfig, space: SearchSpace) -> SearchSettings:
@@ -61,10 +62,19 @@ def search_settings(cfg: RunConfig, space: SearchSpace) -> SearchSettings:
             raise ConfigError(f"space {space.name!r} names no reference architecture to seed the search with",
                               source=cfg.source, key="search.seed_reference")
         seeds = (reference[1].genotype,)
+    bounds = replace(base, **bounds)
     return SearchSettings(population=sc.population, top_k=sc.top_k, mutations=sc.mutations, crossovers=sc.crossovers,
                           mutation_prob=sc.mutation_prob, generations=sc.generations, seed=cfg.seed,
-                          bounds=replace(base, **bounds), algorithm=sc.algorithm, objectives=tuple(sc.objectives),
-                          max_retries=sc.max_retries, seeds=seeds)
+                          bounds=bounds, algorithm=sc.algorithm, objectives=tuple(sc.objectives),
+                          max_retries=sc.max_retries, seeds=seeds, latency=latency_setting(cfg, bounds))
+
+
+def latency_setting(cfg: RunConfig, bounds: Bounds) -> LatencySetting | None:
+    """The latency table a search predicts with: `search.latency`, else the default setting when latency is
+    bounded; None otherwise (a `latency_ms` objective is then measured by the fitness)."""
+    if cfg.search.latency:
+        return LatencySetting(**cfg.search.latency)
+    return LatencySetting() if bounds.latency_ms is not None else None
 
 
 def fitness_spec(cfg: RunConfig, threads: int | None = None) -> FitnessSpec:
@@ -73,7 +83,8 @@ def fitness_spec(cfg: RunConfig, threads: int | None = None) -> FitnessSpec:
                        data_format=cfg.data.format, val_split=fc.val_split, train_split=cfg.data.split or "train",
                        bn_batches=fc.bn_batches, bn_batch_size=fc.bn_batch_size, max_sequences=fc.max_sequences,
                        max_frames=fc.max_frames, metric=fc.metric, tracker_preset=fc.tracker_preset, seed=cfg.seed,
-                       threads=threads, latency_runs=LATENCY_RUNS if "latency_ms" in cfg.search.objectives else 0)
+                       threads=threads, latency_runs=LATENCY_RUNS if "latency_ms" in cfg.search.objectives
+                       and not cfg.search.latency else 0)
 
 
 def _check_run_dir(cfg: RunConfig, resume: bool) -> Path:
