@@ -187,3 +187,43 @@ def test_config_latency_setting_defaults_when_latency_is_bounded(tmp_path):
                                    "objectives": ["fitness", "latency_ms"]}}, source="run.yaml", base=tmp_path)
     assert search_settings(cfg, space).latency == LatencySetting("torch", 1, "cpu")
     assert fitness_spec(cfg).latency_runs == 0  # predicted from the table, not timed per candidate
+
+
+def test_the_run_check_loads_the_table_up_front_and_checks_the_latency_bound(tiny, table, tmp_path):
+    from nas.jobs.validate import validate_run
+
+    low, _ = table.range_ms()
+
+    def config(search: dict):
+        return parse_config({"name": "x", "space": str(TINY_SPACE), "search": search,
+                             "data": {"root": str(tmp_path / "data"), "synthesize": {"sequences": 4, "frames": 10}}},
+                            source="run.yaml", base=tmp_path)
+
+    lut.latency_table.cache_clear()
+    validate_run(config({"bounds": {"latency_ms": low * 1.5}, "latency": {"threads": 1}}), search=True)
+    with pytest.raises(ConfigError, match=r"run.yaml: search.bounds: infeasible bound: latency_ms .* fastest"):
+        validate_run(config({"bounds": {"latency_ms": low / 2}, "latency": {"threads": 1}}), search=True)
+    path = table_path(tiny, SETTING)
+    original = path.read_text()
+    path.write_text(original.replace(json.dumps(lut.cpu_model()), json.dumps("Imaginary CPU 9000")))
+    lut.latency_table.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"run.yaml: search.latency: .*another machine"):
+            validate_run(config({"bounds": {"latency_ms": low * 1.5}, "latency": {"threads": 1}}), search=True)
+    finally:
+        path.write_text(original)
+        lut.latency_table.cache_clear()
+
+
+def test_best_json_carries_predicted_and_measured_latency(tiny, table, tmp_path):
+    from nas.jobs.search import stamp_latency
+    from nas.space import arch_to_json
+
+    arch = tiny.sample(np.random.default_rng(5))
+    best = tmp_path / "best.json"
+    best.write_text(json.dumps(arch_to_json(arch, cost=cost_table(tiny).cost(arch))))
+    lut.latency_table.cache_clear()
+    stamped = stamp_latency(best, tiny, SETTING)
+    saved = json.loads(best.read_text())["latency"]
+    assert saved == stamped and saved["runtime"] == "torch" and saved["threads"] == 1 and saved["device"] == "cpu"
+    assert saved["predicted_ms"] == pytest.approx(table.predict_ms(arch)) and saved["measured_ms"] > 0

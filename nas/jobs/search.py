@@ -10,7 +10,8 @@ rewritten from the search result. Everything lands in the run directory:
     runs/<name>/search/final.json    the top-k re-scored over BN samples x validation subsets
     runs/<name>/best.json            best architecture (space hash, choices, FLOPs, params, fitness
                                      mean +- std, the identity and reference-architecture floors,
-                                     seed, supernet checkpoint hash)
+                                     seed, supernet checkpoint hash; with a latency table, `latency`:
+                                     predicted and measured ms, runtime, threads, device)
     runs/<name>/pareto.json          Pareto front over the configured objectives
     runs/<name>/generations.csv, logbook.json, search.png
     runs/<name>/best/                standalone export (arch.json, space.yaml, model.pt)
@@ -20,11 +21,11 @@ rewritten from the search result. Everything lands in the run directory:
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from nas.config import RunConfig
-from nas.cost.lut import LatencySetting
+from nas.cost.lut import LatencySetting, Timing, latency_table, measure_archs_us
 from nas.cost.table import cost_table
 from nas.errors import ConfigError
 from nas.fitness.supernet_fitness import FitnessSpec, SupernetFitness, identity_scores
@@ -156,6 +157,8 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
     write_reports(run_dir, space, settings, result, checkpoint, cfg.seed, final)
     print("[4/4] exporting the best architecture", flush=True)
     export = export_run(cfg, None)
+    if settings.latency is not None:
+        stamp_latency(run_dir / "best.json", space, settings.latency)
     write_report(run_dir)
     best = json.loads((run_dir / "best.json").read_text())
     history = json.loads((supernet_dir(cfg) / HISTORY).read_text())
@@ -164,6 +167,18 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
             "references": best["references"],
             "flops": best["cost"]["flops"], "params": best["cost"]["params"], "evaluated": len(result.evaluated),
             "supernet_cls": history[-1]["cls"]}
+
+
+def stamp_latency(best_path: Path, space: SearchSpace, setting: LatencySetting) -> dict:
+    """Add `latency` to best.json: the table's prediction beside the best architecture measured end to end
+    (the same runtime, threads and device), so the prediction the search ranked by can be checked."""
+    best = load_json(best_path, error=ConfigError, what="search result (JSON)")
+    arch = arch_from_json(best, space, source=str(best_path))
+    measured = measure_archs_us(space, [arch], setting, Timing())[0] / 1e3
+    best["latency"] = {"predicted_ms": latency_table(space, setting).predict_ms(arch), "measured_ms": measured,
+                       **asdict(setting)}
+    atomic_write_json(best_path, best)
+    return best["latency"]
 
 
 def export_run(cfg: RunConfig, arch_id: str | None, *, onnx: bool = False, out_dir: Path | None = None) -> Path:
