@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -227,3 +228,19 @@ def test_best_json_carries_predicted_and_measured_latency(tiny, table, tmp_path)
     saved = json.loads(best.read_text())["latency"]
     assert saved == stamped and saved["runtime"] == "torch" and saved["threads"] == 1 and saved["device"] == "cpu"
     assert saved["predicted_ms"] == pytest.approx(table.predict_ms(arch)) and saved["measured_ms"] > 0
+
+
+def test_onnxruntime_table_times_the_pieces_as_onnx_graphs(tiny):
+    setting = LatencySetting("onnxruntime", threads=1)
+    ort_table, path = build_latency_table(tiny, setting, Timing(runs=1, warmup=0, rounds=1, fit_archs=1))
+    assert path == table_path(tiny, setting) and path != table_path(tiny, SETTING)
+    assert ort_table.data["machine"]["onnxruntime"] and ort_table.data["pieces"] == 83
+    low, high = ort_table.costs.extremes()["flops"]  # the timed pieces alone (the overhead may be negative:
+    assert 0 < low < high  # one session call per piece costs more than the fused whole graph's one)
+
+
+def test_onnxruntime_missing_is_a_one_line_exit(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an install without the extra looks like
+    assert main(["latency", "build", str(TINY_SPACE), "--runtime", "onnxruntime"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'tracknas[onnx]'" in err

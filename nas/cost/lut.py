@@ -78,12 +78,15 @@ class LatencySetting:
 @dataclass(frozen=True)
 class Timing:
     """How pieces and architectures are timed: `warmup` untimed calls each, then `rounds` interleaved
-    rounds of `runs // rounds` timed calls (one extra untimed call per visit re-warms the caches)."""
+    rounds of `runs // rounds` timed calls (one extra untimed call per visit re-warms the caches); each
+    is summarised by the `quantile` of its calls (0.5: the median; a low one such as 0.1 keeps the
+    uncontended speed on a loaded machine, where preempted calls inflate the median)."""
 
     runs: int = 40
     warmup: int = 5
     rounds: int = 5
     fit_archs: int = 5  # end-to-end measured architectures the constant overhead is fitted on
+    quantile: float = 0.5
 
 
 def _onnxruntime(key: str = "--runtime"):
@@ -132,7 +135,8 @@ def _threads(count: int) -> Iterator[None]:
 
 
 def median_times_us(calls: Sequence[Callable[[], object]], timing: Timing) -> list[float]:
-    """Median microseconds of each call, timed in interleaved rounds (see `Timing`)."""
+    """Microseconds of each call (the `timing.quantile` of its timed calls, by default the median),
+    timed in interleaved rounds (see `Timing`)."""
     samples: list[list[float]] = [[] for _ in calls]
     per_round = max(1, timing.runs // timing.rounds)
     for call in calls:
@@ -145,7 +149,7 @@ def median_times_us(calls: Sequence[Callable[[], object]], timing: Timing) -> li
                 start = time.perf_counter_ns()
                 call()
                 times.append((time.perf_counter_ns() - start) / 1e3)
-    return [float(np.median(times)) for times in samples]
+    return [float(np.quantile(times, timing.quantile)) for times in samples]
 
 
 def _torch_call(fn: Callable[..., object], inputs: tuple[torch.Tensor, ...], device: str) -> Callable[[], object]:
@@ -280,7 +284,7 @@ def table_path(space: SearchSpace, setting: LatencySetting) -> Path:
 
 
 def build_latency_table(space: SearchSpace, setting: LatencySetting, timing: Timing = Timing(),
-                        progress: bool = False) -> tuple[LatencyTable, Path]:
+                        progress: bool = True) -> tuple[LatencyTable, Path]:
     """Build the table and write it to its cache file (replacing any), dropping in-process copies."""
     table = LatencyTable.build(space, setting, timing, progress=progress)
     path = atomic_write_json(table_path(space, setting), table.data, indent=None)
@@ -294,7 +298,11 @@ def read_latency_table(space: SearchSpace, setting: LatencySetting) -> LatencyTa
     path = table_path(space, setting)
     if not path.is_file():
         return None
-    data = load_json(path, what="latency table")
+    try:
+        data = load_json(path, what="latency table")
+    except TrackNASError as err:
+        print(f"warning: {err}; rebuilding it", file=sys.stderr, flush=True)
+        return None
     machine = machine_fingerprint(setting)
     if isinstance(data, dict) and isinstance(data.get("machine"), dict) and data["machine"] != machine:
         theirs = ", ".join(f"{k} {v}" for k, v in data["machine"].items())
@@ -315,12 +323,13 @@ def read_latency_table(space: SearchSpace, setting: LatencySetting) -> LatencyTa
 
 
 @lru_cache(maxsize=16)
-def latency_table(space: SearchSpace, setting: LatencySetting) -> LatencyTable:
-    """The space's table for `setting`: from the cache when there is one, else built (tens of seconds) and cached."""
+def latency_table(space: SearchSpace, setting: LatencySetting, timing: Timing = Timing()) -> LatencyTable:
+    """The space's table for `setting`: from the cache when there is one, else built with `timing` (tens of
+    seconds) and cached."""
     setting.check()
     table = read_latency_table(space, setting)
     if table is None:
-        table, _ = build_latency_table(space, setting, progress=True)
+        table, _ = build_latency_table(space, setting, timing)
     return table
 
 
@@ -337,10 +346,12 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
 
 def validate_table(space: SearchSpace, setting: LatencySetting, archs: int = 50, seed: int = 0,
                    timing: Timing = Timing()) -> dict:
-    """Predicted vs end-to-end measured latency of `archs` random architectures (others than the fit's).
+    """Predicted vs end-to-end measured latency of `archs` random architectures (others than the fit's),
+    measured as the table was timed (its `Timing`); `timing` builds the table when none is cached.
 
     `mape` and `max_error` are percentages of the measured latency; `kendall_tau` ranks the two lists."""
-    table = latency_table(space, setting)
+    table = latency_table(space, setting, timing)
+    timing = Timing(**table.data["timing"])
     rng = np.random.default_rng([seed, _VALIDATE_STREAM])
     sample = [space.sample(rng) for _ in range(archs)]
     measured = np.array(measure_archs_us(space, sample, setting, timing)) / 1e3
@@ -351,7 +362,7 @@ def validate_table(space: SearchSpace, setting: LatencySetting, archs: int = 50,
             "kendall_tau": kendall_tau(predicted, measured), "overhead_ms": table.overhead_us / 1e3,
             "measured_ms": {"min": float(measured.min()), "median": float(np.median(measured)),
                             "max": float(measured.max())},
-            "machine": table.data["machine"], "load_average": list(_load_average())}
+            "quantile": timing.quantile, "machine": table.data["machine"], "load_average": list(_load_average())}
 
 
 def _load_average() -> tuple[float, ...]:
