@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from nas.config import RunConfig
+from nas.cost.lut import kendall_tau
 from nas.cost.sampling import sample_within
 from nas.cost.table import cost_table
 from nas.fitness.supernet_fitness import SupernetFitness, identity_scores, score_tracker
@@ -36,15 +37,6 @@ from nas.search.final import Trials
 from nas.space import Arch, load_space
 from nas.train.supernet_trainer import CHECKPOINT, train
 from trackers.lighttrack.tracker import LightTrackTracker, preset
-
-
-def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
-    """Kendall's tau-b (ties in either list handled as scipy.stats.kendalltau does)."""
-    da, db = np.sign(a[:, None] - a[None, :]), np.sign(b[:, None] - b[None, :])
-    upper = np.triu_indices(len(a), 1)
-    da, db = da[upper], db[upper]
-    denom = np.sqrt(float(np.sum(da != 0)) * float(np.sum(db != 0)))
-    return float(np.sum(da * db) / denom) if denom else float("nan")
 
 
 def bootstrap_interval(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> list[float]:

@@ -58,8 +58,10 @@ search:                          # see nas/search/state.py SearchSettings
   crossovers: 24
   mutation_prob: 0.1
   generations: 20
-  bounds: {preset: default}      # a constraint preset of the space, or {flops: 600M, params: 2M}
-  objectives: [fitness, flops]   # NSGA-II objectives and the reported Pareto front
+  bounds: {preset: default}      # a constraint preset of the space, or {flops: 600M, params: 2M, latency_ms: 20}
+  latency: {runtime: torch, threads: 2, device: cpu}   # optional: the latency table that predicts latency_ms
+                                 # (bounds and objective; default this setting when latency_ms is bounded)
+  objectives: [fitness, flops]   # NSGA-II objectives and the reported Pareto front (+ latency_ms)
   seed_reference: false          # put the space's reference architecture into generation 0
   gpus_per_worker: 0             # GPU fraction each fitness actor reserves (0.25: 4 actors share one GPU; 0 = CPU)
 pretrain:                        # optional: `tracknas pretrain-backbone` (LightTrack phase 1), see nas/train/pretrain.py
@@ -182,6 +184,7 @@ class SearchConfig:
     objectives: list = field(default_factory=lambda: ["fitness", "flops"])
     seed_reference: bool = False
     gpus_per_worker: float = 0.0
+    latency: dict = field(default_factory=dict)  # {} = no table unless latency is bounded (then the defaults)
 
 
 @dataclass(frozen=True)
@@ -362,10 +365,14 @@ def parse_config(data: Any, *, source: str, base: Path) -> RunConfig:
         search_values["gpus_per_worker"] = _check_float(search_values["gpus_per_worker"], 0.0, 1.0, False, fail,
                                                         "search.gpus_per_worker")
     bounds = search_values.get("bounds", {"preset": "default"})
-    if not isinstance(bounds, dict) or set(bounds) - {"preset", "flops", "params"}:
-        raise fail("search.bounds", "expected {preset: NAME} and/or {flops: 600M, params: 2M}")
-    search_values["bounds"] = {k: (str(v) if k == "preset" else parse_quantity(v, source=source, key=f"search.bounds.{k}"))
+    if not isinstance(bounds, dict) or set(bounds) - {"preset", "flops", "params", "latency_ms"}:
+        raise fail("search.bounds", "expected {preset: NAME} and/or {flops: 600M, params: 2M, latency_ms: 20}")
+    search_values["bounds"] = {k: (str(v) if k == "preset" else
+                                   _check_float(v, 0.0, 1e6, True, fail, f"search.bounds.{k}") if k == "latency_ms" else
+                                   parse_quantity(v, source=source, key=f"search.bounds.{k}"))
                                for k, v in bounds.items()}
+    if "latency" in search_values:
+        search_values["latency"] = _check_latency(search_values["latency"], fail)
     if "objectives" in search_values and (not isinstance(search_values["objectives"], list)
                                           or not all(isinstance(o, str) for o in search_values["objectives"])):
         raise fail("search.objectives", "expected a list like [fitness, flops]")
@@ -421,6 +428,7 @@ FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc", "eao"), "tracker_preset": 
                    "runtime": ("torch", "onnxruntime")}
 EAO_LOW = {2018: 100, 2019: 46}  # first length of each year's EAO interval (nas.fitness.vot.EAO_INTERVALS)
 SEARCH_CHOICES = {"algorithm": ("evolution", "nsga2", "random")}
+LATENCY_CHOICES = {"runtime": ("torch", "onnxruntime"), "device": ("cpu", "cuda")}  # as nas.cost.lut (not imported)
 SYNTHESIZE_KEYS = {"sequences": int, "frames": int, "seed": int, "val_fraction": float, "size": list}
 
 
@@ -483,6 +491,18 @@ def _check_eao(fitness: FitnessConfig, fail) -> None:
     if fitness.max_frames is not None and fitness.max_frames <= low:
         raise fail("fitness.max_frames", f"eao averages VOT{fitness.eao_year}'s interval from length {low}: "
                    f"expected more than {low} frames or null, got {fitness.max_frames}")
+
+
+def _check_latency(latency: Any, fail) -> dict:
+    """`search.latency`: which latency table (runtime, threads, device); missing keys take their defaults."""
+    if not isinstance(latency, dict) or set(latency) - {"runtime", "threads", "device"}:
+        raise fail("search.latency", "expected a mapping like {runtime: torch, threads: 2, device: cpu}")
+    for key, allowed in LATENCY_CHOICES.items():
+        if key in latency and latency[key] not in allowed:
+            raise fail(f"search.latency.{key}", f"expected one of {', '.join(allowed)}, got {latency[key]!r}")
+    if "threads" in latency:
+        _check_int(latency["threads"], 1, 1024, fail, "search.latency.threads")
+    return {"runtime": "torch", "threads": 2, "device": "cpu", **latency}
 
 
 def _check_synthesize(synth: Any, fail) -> None:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from nas import __version__
+from nas.commands.latency import latency_setting_options, setting_from_args
 from nas.cost.sampling import sample_within
 from nas.errors import TrackNASError
 from nas.space import Bounds, arch_to_json, list_spaces, load_space, parse_quantity, save_arch
@@ -34,13 +36,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--flops-max", help="per-frame FLOPs bound, e.g. 600M")
     sample.add_argument("--params-max", help="parameter bound, e.g. 2M")
+    sample.add_argument("--latency-max", type=positive_ms, help="predicted per-frame latency bound in ms, from the "
+                        "latency table of --runtime/--threads/--device (built first when none is cached)")
+    latency_setting_options(sample)
     sample.add_argument("--preset", help="named constraint preset of the space (e.g. default, LargeA)")
     sample.add_argument("-o", "--out", type=Path, help="directory for arch_<i>.json (default: JSON lines on stdout)")
     sample.set_defaults(func=_sample)
 
 
-def bounds_from_args(space: SearchSpace, preset: str | None, flops: str | None, params: str | None) -> Bounds:
-    """A named preset, overridden field by field by explicit --flops-max / --params-max."""
+def positive_ms(text: str) -> float:
+    """A latency bound: a finite number of milliseconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 1e6):
+        raise argparse.ArgumentTypeError(f"expected milliseconds in (0, 1e6], got {text!r}")
+    return value
+
+
+def bounds_from_args(space: SearchSpace, preset: str | None, flops: str | None, params: str | None,
+                     latency_ms: float | None = None) -> Bounds:
+    """A named preset, overridden field by field by explicit --flops-max / --params-max / --latency-max."""
     base = Bounds()
     if preset is not None:
         if preset not in space.constraints:
@@ -48,7 +65,8 @@ def bounds_from_args(space: SearchSpace, preset: str | None, flops: str | None, 
                                 f"{', '.join(space.constraints) or '(none declared)'}", key="--preset")
         base = space.constraints[preset]
     return Bounds(flops=parse_quantity(flops, key="--flops-max") if flops is not None else base.flops,
-                  params=parse_quantity(params, key="--params-max") if params is not None else base.params)
+                  params=parse_quantity(params, key="--params-max") if params is not None else base.params,
+                  latency_ms=latency_ms if latency_ms is not None else base.latency_ms)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -98,14 +116,21 @@ def _sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise TrackNASError(f"expected -n >= 1, got {args.n}", key="-n")
     space = load_space(args.space)
-    bounds = bounds_from_args(space, args.preset, args.flops_max, args.params_max)
+    bounds = bounds_from_args(space, args.preset, args.flops_max, args.params_max, args.latency_max)
     table = cost_table(space)
+    latency = None
+    if bounds.latency_ms is not None:
+        from nas.cost.lut import latency_table
+
+        latency = latency_table(space, setting_from_args(args))
     rng = np.random.default_rng(args.seed)
     for i in range(args.n):
-        arch = sample_within(space, rng, bounds)
-        info = {"cost": table.cost(arch),
+        arch = sample_within(space, rng, bounds, latency)
+        info = {"cost": latency.annotate(table.cost(arch), arch) if latency is not None else table.cost(arch),
                 "provenance": {"tool": f"tracknas {__version__}", "command": "space sample", "seed": args.seed,
-                               "index": i, "bounds": {"flops": bounds.flops, "params": bounds.params}}}
+                               "index": i, "bounds": {"flops": bounds.flops, "params": bounds.params,
+                                                      "latency_ms": bounds.latency_ms},
+                               **({"latency": latency.data["setting"]} if latency is not None else {})}}
         if args.out:
             path = save_arch(args.out / f"arch_{i:03d}.json", arch, **info)
             c = info["cost"]

@@ -1,7 +1,8 @@
 """Measured CPU/GPU latency of a subnet's per-frame search branch (median of N timed runs).
 
-Latency is not additive over blocks (fusion, memory-bound depthwise convs), so it is measured on
-the built subnet rather than looked up.
+This is the definition of per-frame latency: the latency lookup tables (`nas.cost.lut`) predict it
+from per-piece timings plus a fitted overhead, and `tracknas latency validate` checks the
+prediction against this kind of end-to-end measurement.
 """
 from __future__ import annotations
 

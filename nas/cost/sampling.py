@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from nas.cost.lut import LatencyTable
 from nas.cost.table import CostTable, cost_table
 from nas.errors import TrackNASError
 from nas.space.space import Arch, SearchSpace
@@ -49,36 +50,58 @@ def extreme_genotype(space: SearchSpace, table: CostTable, column: str, *, large
     return best
 
 
-def check_feasible(space: SearchSpace, bounds: Bounds) -> tuple[int, ...]:
-    """Return a feasible anchor genotype, or raise a one-line error saying which bound is impossible."""
-    return _feasible_anchor(space.hash, space, bounds)
+def bounded_cost(table: CostTable, latency: LatencyTable | None, genotype: tuple[int, ...]) -> dict:
+    """What `Bounds.admits` reads: FLOPs and params, and the predicted latency when a table is given."""
+    cost = {"flops": table.flops(genotype), "params": table.params(genotype)}
+    if latency is not None:
+        cost["latency_ms"] = latency.predict_ms(genotype)
+    return cost
+
+
+def check_feasible(space: SearchSpace, bounds: Bounds, latency: LatencyTable | None = None) -> tuple[int, ...]:
+    """Return a feasible anchor genotype, or raise a one-line error saying which bound is impossible.
+    A latency bound is checked against `latency` (predicted milliseconds), which it then requires."""
+    if bounds.latency_ms is not None and latency is None:
+        raise TrackNASError(f"a latency bound ({bounds.latency_ms} ms) needs a latency table to check it against "
+                            "(search.latency in a config, --runtime/--threads on the command line)")
+    return _feasible_anchor(space.hash, space, bounds, latency if bounds.latency_ms is not None else None)
 
 
 @lru_cache(maxsize=64)
-def _feasible_anchor(space_hash: str, space: SearchSpace, bounds: Bounds) -> tuple[int, ...]:
+def _feasible_anchor(space_hash: str, space: SearchSpace, bounds: Bounds,
+                     latency: LatencyTable | None) -> tuple[int, ...]:
     table = cost_table(space)
     extremes = table.extremes()
     for name, bound in (("flops", bounds.flops), ("params", bounds.params)):
         if bound is not None and extremes[name][0] > bound:
             raise TrackNASError(f"infeasible bound: {name} <= {bound:,} but the smallest architecture of space "
                                 f"{space.name!r} has {extremes[name][0]:,} {name}")
-    for column in ("flops", "params"):
-        anchor = cheapest_genotype(space, table, column)
-        if bounds.admits({"flops": table.flops(anchor), "params": table.params(anchor)}):
+    anchors = [cheapest_genotype(space, table, column) for column in ("flops", "params")]
+    if latency is not None:
+        fastest = latency.range_ms()[0]
+        if fastest > bounds.latency_ms:
+            raise TrackNASError(f"infeasible bound: latency_ms <= {bounds.latency_ms:g} but the fastest architecture "
+                                f"of space {space.name!r} is predicted at {fastest:.2f} ms "
+                                f"({latency.setting.describe()})")
+        anchors.append(cheapest_genotype(space, latency.costs, "flops"))  # its column 0 holds microseconds
+    for anchor in anchors:
+        if bounds.admits(bounded_cost(table, latency, anchor)):
             return anchor
     raise TrackNASError(f"infeasible bounds: no architecture of space {space.name!r} meets flops <= "
-                        f"{bounds.flops} and params <= {bounds.params} together")
+                        f"{bounds.flops}, params <= {bounds.params} and latency_ms <= {bounds.latency_ms} together")
 
 
-def sample_within(space: SearchSpace, rng: np.random.Generator, bounds: Bounds | None) -> Arch:
-    """Uniform over the architectures within `bounds` (over all of them without FLOPs/params bounds)."""
-    if bounds is None or (bounds.flops is None and bounds.params is None):
+def sample_within(space: SearchSpace, rng: np.random.Generator, bounds: Bounds | None,
+                  latency: LatencyTable | None = None) -> Arch:
+    """Uniform over the architectures within `bounds` (over all of them without bounds); a latency bound
+    is checked against the predicted latency of `latency`."""
+    if bounds is None or (bounds.flops is None and bounds.params is None and bounds.latency_ms is None):
         return space.sample(rng)
     table = cost_table(space)
-    anchor = check_feasible(space, bounds)
+    anchor = check_feasible(space, bounds, latency)
 
     def admits(genotype: tuple[int, ...]) -> bool:
-        return bounds.admits({"flops": table.flops(genotype), "params": table.params(genotype)})
+        return bounds.admits(bounded_cost(table, latency, genotype))
 
     for _ in range(REJECTION_TRIES):
         genotype = space.random_genotype(rng)

@@ -20,6 +20,7 @@ from torch import nn
 
 from nas.cost.counting import count_flops, count_params
 from nas.heads import KINDS
+from nas.heads.base import Trace
 from nas.io import atomic_write_json
 from nas.ops.blocks import PixelwiseFusion, make_op
 from nas.space.space import Arch, SearchSpace
@@ -120,11 +121,12 @@ class CostTable:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def build(cls, space: SearchSpace) -> "CostTable":
-        """Trace every distinct piece of the space once with fvcore."""
+    def build(cls, space: SearchSpace, trace: Trace | None = None) -> "CostTable":
+        """Trace every distinct piece of the space once: with fvcore by default, or with another `trace`
+        giving (value, params) per piece (the latency table's timer, `nas.cost.lut`)."""
         spec = space.spec
         bb = spec.backbone
-        trace = _Tracer()
+        trace = trace or _Tracer()
         sizes = (spec.search_size, spec.template_size)
         stem = [trace(("stem", size), lambda: make_stem(spec), ((1, 3, size, size),)) for size in sizes]
         ever_active = {g for p in space.genes[space.output_gene].options for g, _, _ in space.active_block_genes(p)}

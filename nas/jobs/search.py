@@ -10,7 +10,8 @@ rewritten from the search result. Everything lands in the run directory:
     runs/<name>/search/final.json    the top-k re-scored over BN samples x validation subsets
     runs/<name>/best.json            best architecture (space hash, choices, FLOPs, params, fitness
                                      mean +- std, the identity and reference-architecture floors,
-                                     seed, supernet checkpoint hash)
+                                     seed, supernet checkpoint hash; with a latency table, `latency`:
+                                     predicted and measured ms, runtime, threads, device)
     runs/<name>/pareto.json          Pareto front over the configured objectives
     runs/<name>/generations.csv, logbook.json, search.png
     runs/<name>/best/                standalone export (arch.json, space.yaml, model.pt)
@@ -20,10 +21,11 @@ rewritten from the search result. Everything lands in the run directory:
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from nas.config import RunConfig
+from nas.cost.lut import LatencySetting, Timing, latency_table, measure_archs_us
 from nas.cost.table import cost_table
 from nas.errors import ConfigError
 from nas.fitness.supernet_fitness import FitnessSpec, SupernetFitness, identity_scores
@@ -51,7 +53,7 @@ SEARCH_ONLY = {"fitness", "search", "pretrain"}
 """Config sections a resumed run may change: they leave the trained supernet valid (the search restarts)."""
 SPEED_ONLY = {"supernet": ("data_workers",)}
 """Settings that change how fast, never what: a resumed run may change them freely."""
-LATENCY_RUNS = 20  # timed search-branch runs per candidate when latency is an objective
+LATENCY_RUNS = 20  # timed search-branch runs per candidate when latency is an objective without a latency table
 
 
 def search_settings(cfg: RunConfig, space: SearchSpace) -> SearchSettings:
@@ -71,10 +73,19 @@ def search_settings(cfg: RunConfig, space: SearchSpace) -> SearchSettings:
             raise ConfigError(f"space {space.name!r} names no reference architecture to seed the search with",
                               source=cfg.source, key="search.seed_reference")
         seeds = (reference[1].genotype,)
+    bounds = replace(base, **bounds)
     return SearchSettings(population=sc.population, top_k=sc.top_k, mutations=sc.mutations, crossovers=sc.crossovers,
                           mutation_prob=sc.mutation_prob, generations=sc.generations, seed=cfg.seed,
-                          bounds=replace(base, **bounds), algorithm=sc.algorithm, objectives=tuple(sc.objectives),
-                          max_retries=sc.max_retries, seeds=seeds)
+                          bounds=bounds, algorithm=sc.algorithm, objectives=tuple(sc.objectives),
+                          max_retries=sc.max_retries, seeds=seeds, latency=latency_setting(cfg, bounds))
+
+
+def latency_setting(cfg: RunConfig, bounds: Bounds) -> LatencySetting | None:
+    """The latency table a search predicts with: `search.latency`, else the default setting when latency is
+    bounded; None otherwise (a `latency_ms` objective is then measured by the fitness)."""
+    if cfg.search.latency:
+        return LatencySetting(**cfg.search.latency)
+    return LatencySetting() if bounds.latency_ms is not None else None
 
 
 def fitness_spec(cfg: RunConfig, threads: int | None = None, device: str | None = None) -> FitnessSpec:
@@ -83,7 +94,8 @@ def fitness_spec(cfg: RunConfig, threads: int | None = None, device: str | None 
                        data_format=cfg.data.format, val_split=fc.val_split, train_split=cfg.data.split or "train",
                        bn_batches=fc.bn_batches, bn_batch_size=fc.bn_batch_size, max_sequences=fc.max_sequences,
                        max_frames=fc.max_frames, metric=fc.metric, tracker_preset=fc.tracker_preset, seed=cfg.seed,
-                       threads=threads, latency_runs=LATENCY_RUNS if "latency_ms" in cfg.search.objectives else 0,
+                       threads=threads, latency_runs=LATENCY_RUNS if "latency_ms" in cfg.search.objectives
+                       and not cfg.search.latency else 0,
                        val_root=fc.val_root, val_format=fc.val_format, eao_year=fc.eao_year,
                        runtime=fc.runtime,
                        device=device)
@@ -180,6 +192,8 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
     write_reports(run_dir, space, settings, result, checkpoint, cfg.seed, final)
     print("[4/4] exporting the best architecture", flush=True)
     export = export_run(cfg, None)
+    if settings.latency is not None:
+        stamp_latency(run_dir / "best.json", space, settings.latency)
     write_report(run_dir)
     best = json.loads((run_dir / "best.json").read_text())
     history = json.loads((supernet_dir(cfg) / HISTORY).read_text())
@@ -188,6 +202,18 @@ def run_job(cfg: RunConfig, *, workers: int = 0, address: str | None = None, res
             "references": best["references"],
             "flops": best["cost"]["flops"], "params": best["cost"]["params"], "evaluated": len(result.evaluated),
             "supernet_cls": history[-1]["cls"]}
+
+
+def stamp_latency(best_path: Path, space: SearchSpace, setting: LatencySetting) -> dict:
+    """Add `latency` to best.json: the table's prediction beside the best architecture measured end to end
+    (the same runtime, threads and device), so the prediction the search ranked by can be checked."""
+    best = load_json(best_path, error=ConfigError, what="search result (JSON)")
+    arch = arch_from_json(best, space, source=str(best_path))
+    measured = measure_archs_us(space, [arch], setting, Timing())[0] / 1e3
+    best["latency"] = {"predicted_ms": latency_table(space, setting).predict_ms(arch), "measured_ms": measured,
+                       **asdict(setting)}
+    atomic_write_json(best_path, best)
+    return best["latency"]
 
 
 def export_run(cfg: RunConfig, arch_id: str | None, *, onnx: bool = False, out_dir: Path | None = None) -> Path:

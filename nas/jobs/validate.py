@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from nas.config import RunConfig, validation_source
+from nas.cost.lut import latency_table
 from nas.cost.sampling import check_feasible
 from nas.data import synth
 from nas.data.datasets import open_dataset
@@ -25,7 +26,8 @@ def validate_run(cfg: RunConfig, *, search: bool) -> None:
     """Everything a run will need, checked before any synthesis, training or Ray start.
 
     Resolves the space, the supernet's schedule, the search settings and bounds (feasibility from the
-    space's cost table, which training builds anyway), and the data: an existing dataset must open
+    space's cost table, which training builds anyway, and from its latency table when latency is
+    bounded or predicted), and the data: an existing dataset must open
     (layout, list.txt, first frame decodable) for the training split and, for `search`, the
     validation split; a dataset still to be synthesised must go into a directory synthesis may
     write. Independent problems are reported together, in one line.
@@ -75,9 +77,18 @@ def _check_schedule(cfg: RunConfig) -> None:
 
 
 def _check_search(cfg: RunConfig, space: SearchSpace) -> None:
+    """Settings and bounds; with latency, the table itself (its runtime installed, made on this machine;
+    built here when none is cached) and the latency bound against its fastest architecture."""
     settings = search_settings(cfg, space)
+    latency = None
+    if settings.latency is not None:
+        try:
+            latency = latency_table(space, settings.latency.check(key="search.latency"))
+        except TrackNASError as err:
+            raise ConfigError(": ".join(p for p in (err.source, err.detail) if p), source=cfg.source,
+                              key="search.latency") from None
     try:
-        check_feasible(space, settings.bounds)
+        check_feasible(space, settings.bounds, latency)
     except TrackNASError as err:
         raise ConfigError(err.detail, source=cfg.source, key="search.bounds") from None
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from deap import base, creator, tools
 
+from nas.cost.lut import latency_table
 from nas.cost.table import cost_table
 from nas.errors import ConfigError
 from nas.progress import Progress
@@ -96,15 +97,16 @@ class _Search:
         self.state, self.state_path, self.progress = state, state_path, progress
         self.tb = EventLog(events)
         self.table = cost_table(space)
+        self.latency = latency_table(space, settings.latency) if settings.latency else None
         self._archs: dict[Genotype, Arch] = {}
-        self.variation = Variation(space, settings.bounds, settings.mutation_prob, settings.max_retries)
+        self.variation = Variation(space, settings.bounds, settings.mutation_prob, settings.max_retries, self.latency)
         self.individual = _individual_class(settings.weights)
         self.logbook = tools.Logbook()
         self.logbook.header = _LOG_FIELDS
         for entry in state.logbook:
             self.logbook.record(**entry)
         for record in state.evaluated.values():  # a state written before records carried their cost
-            record.setdefault("cost", self.table.cost(self.arch(record["genotype"])))
+            record.setdefault("cost", self.cost(self.arch(record["genotype"])))
 
     # -- individuals ----------------------------------------------------------------------------
     def arch(self, genotype: Genotype) -> Arch:
@@ -145,7 +147,7 @@ class _Search:
         seen = set(self.state.evaluated)
         if gen == 0:
             seeds = [g for g in dict.fromkeys(settings.seeds) if self.arch_id(g) not in seen
-                     and settings.bounds.admits(self.table.cost(self.arch(g)))][: settings.population]
+                     and self.variation.feasible(tuple(g))][: settings.population]
             seen |= {self.arch_id(g) for g in seeds}
             return seeds + self.variation.random_batch(settings.population - len(seeds),
                                                        rng_for(settings.seed, 0, "init"), seen)
@@ -155,11 +157,17 @@ class _Search:
         rngs = {p: rng_for(settings.seed, gen, p) for p in ("mutation", "crossover", "fill")}
         return self.variation.offspring(self.state.parents, settings.mutations, settings.crossovers, rngs, seen)
 
-    def store(self, outcome: EvalOutcome) -> str:
-        """Record one outcome with its cost (FLOPs and params also as metrics) and checkpoint the whole state."""
-        arch = self.arch(outcome.genotype)
+    def cost(self, arch: Arch) -> dict:
+        """FLOPs, params, template FLOPs, and with a latency table the predicted `latency_ms`."""
         cost = self.table.cost(arch)
-        metrics = {**outcome.metrics, "flops": cost["flops"], "params": cost["params"]}
+        return self.latency.annotate(cost, arch) if self.latency is not None else cost
+
+    def store(self, outcome: EvalOutcome) -> str:
+        """Record one outcome with its cost (FLOPs, params and any predicted latency also as metrics) and
+        checkpoint the whole state."""
+        arch = self.arch(outcome.genotype)
+        cost = self.cost(arch)
+        metrics = {**outcome.metrics, **{k: cost[k] for k in ("flops", "params", "latency_ms") if k in cost}}
         missing = [o for o in self.settings.objectives[1:] if o not in metrics]
         if not outcome.failed and missing:  # a set-up mistake, not a bad candidate: stop before wasting a search
             raise ConfigError(f"the evaluator returns no {', '.join(missing)}, which is a search objective; "

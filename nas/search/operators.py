@@ -2,7 +2,8 @@
 
 Every planned candidate is feasible (checked exactly with the cost table) and new (its `arch_id`
 is neither evaluated already nor earlier in the same batch), so the evaluator never spends time on
-an architecture that breaks the budget or that it has seen. Children come from the space's own
+an architecture that breaks the budget (FLOPs, params, and predicted latency from a latency table)
+or that it has seen. Children come from the space's own
 operators (`SearchSpace.mutate`, `SearchSpace.crossover`); an infeasible or duplicate child is
 redrawn up to `max_retries` times, then an infeasible one is repaired towards the feasible anchor of
 `nas.cost.sampling.check_feasible`; slots still empty are filled with constrained random samples.
@@ -13,7 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nas.cost.sampling import check_feasible, repair_towards, sample_within
+from nas.cost.lut import LatencyTable
+from nas.cost.sampling import bounded_cost, check_feasible, repair_towards, sample_within
 from nas.cost.table import cost_table
 from nas.space import Arch, Bounds, SearchSpace
 
@@ -23,14 +25,15 @@ Genotype = tuple[int, ...]
 class Variation:
     """Plans batches of feasible, unseen genotypes for one space and one set of bounds."""
 
-    def __init__(self, space: SearchSpace, bounds: Bounds, mutation_prob: float, max_retries: int):
-        self.space, self.bounds = space, bounds
+    def __init__(self, space: SearchSpace, bounds: Bounds, mutation_prob: float, max_retries: int,
+                 latency: LatencyTable | None = None):
+        self.space, self.bounds, self.latency = space, bounds, latency
         self.mutation_prob, self.max_retries = mutation_prob, max_retries
         self.table = cost_table(space)
-        self.anchor = check_feasible(space, bounds)  # raises a one-line error for impossible bounds
+        self.anchor = check_feasible(space, bounds, latency)  # raises a one-line error for impossible bounds
 
     def feasible(self, genotype: Genotype) -> bool:
-        return self.bounds.admits({"flops": self.table.flops(genotype), "params": self.table.params(genotype)})
+        return self.bounds.admits(bounded_cost(self.table, self.latency, genotype))
 
     def repair(self, genotype: Genotype, rng: np.random.Generator) -> Genotype:
         """Move genes to the feasible anchor's until the bounds hold (see `repair_towards`)."""
@@ -42,7 +45,7 @@ class Variation:
         for _ in range(max(count, 1) * self.max_retries):
             if len(batch) == count:
                 break
-            arch = sample_within(self.space, rng, self.bounds)
+            arch = sample_within(self.space, rng, self.bounds, self.latency)
             if arch.arch_id not in seen:
                 seen.add(arch.arch_id)
                 batch.append(arch.genotype)

@@ -17,6 +17,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from nas.cost.lut import LatencySetting
 from nas.errors import ConfigError
 from nas.io import atomic_write_text, load_json
 from nas.space import Bounds, SearchSpace
@@ -46,6 +47,7 @@ class SearchSettings:
     objectives: tuple[str, ...] = ("fitness", "flops")  # NSGA-II objectives; also the reported Pareto front
     max_retries: int = 10
     seeds: tuple[Genotype, ...] = ()  # known architectures placed in generation 0 (e.g. the space's reference)
+    latency: LatencySetting | None = None  # the latency table (`nas.cost.lut`) that predicts `latency_ms`
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -63,6 +65,9 @@ class SearchSettings:
                               key="search.mutations")
         if not 0.0 < self.mutation_prob <= 1.0:
             raise ConfigError(f"must be in (0, 1], got {self.mutation_prob}", key="search.mutation_prob")
+        if self.bounds.latency_ms is not None and self.latency is None:
+            raise ConfigError("a latency bound needs a latency table: give search.latency {runtime, threads, device}",
+                              key="search.bounds.latency_ms")
 
     @property
     def weights(self) -> tuple[float, ...]:
@@ -79,7 +84,8 @@ class SearchSettings:
             raise ConfigError(f"unknown settings {sorted(unknown)}", key="search")
         return cls(**{**obj, "bounds": Bounds(**obj.get("bounds", {})),
                       "objectives": tuple(obj.get("objectives", cls.objectives)),
-                      "seeds": tuple(tuple(int(v) for v in g) for g in obj.get("seeds", ()))})
+                      "seeds": tuple(tuple(int(v) for v in g) for g in obj.get("seeds", ())),
+                      "latency": LatencySetting(**obj["latency"]) if obj.get("latency") else None})
 
 
 _FIELD_TYPES = {"settings": dict, "space": str, "space_hash": str, "generation": int, "parents": list,

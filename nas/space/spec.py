@@ -49,9 +49,10 @@ class Bounds:
     latency_ms: float | None = None
 
     def admits(self, cost: dict) -> bool:
+        """`cost` must carry `latency_ms` (predicted, see `nas.cost.lut`) when latency is bounded."""
         return ((self.flops is None or cost["flops"] <= self.flops)
                 and (self.params is None or cost["params"] <= self.params)
-                and (self.latency_ms is None or cost.get("latency_ms", 0.0) <= self.latency_ms))
+                and (self.latency_ms is None or cost["latency_ms"] <= self.latency_ms))
 
 
 @dataclass(frozen=True)
