@@ -29,13 +29,15 @@ def check_runtime(runtime: str, key: str = "--runtime") -> None:
                                   "pip install 'tracknas[onnx]'", key=key) from None
 
 
-def onnxruntime_session(graph: bytes, threads: int | None = None):
-    """A CPU inference session for one ONNX graph, set up for per-frame tracking.
+def onnxruntime_session(graph: bytes, threads: int | None = None, device: str = "cpu"):
+    """An inference session for one ONNX graph, set up for per-frame tracking (the latency tables time
+    pieces through it too, so they measure what trackers run).
 
     `threads` intra-op threads (default: torch's current count, so the harness's one-thread workers
     stay at one thread), one inter-op thread, sequential execution, every graph optimisation.
     Spinning is off: between two forwards the tracker crops and decodes, and idle threads that spin
-    would take the cores those steps (and the other workers) need.
+    would take the cores those steps (and the other workers) need. `device` "cuda" asks for
+    onnxruntime's CUDA provider (onnxruntime-gpu).
     """
     import onnxruntime as ort
 
@@ -46,4 +48,5 @@ def onnxruntime_session(graph: bytes, threads: int | None = None):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: no per-session warnings on the terminal
-    return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
+    return ort.InferenceSession(graph, options, providers=[provider])

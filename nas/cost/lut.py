@@ -18,7 +18,6 @@ line rather than silently used.
 """
 from __future__ import annotations
 
-import importlib
 import io
 import os
 import platform
@@ -41,9 +40,9 @@ from nas.errors import TrackNASError
 from nas.io import atomic_write_json, load_json
 from nas.space.space import Arch, SearchSpace
 from trackers.lighttrack.model import SearchBranch, build_subnet
+from trackers.runtime import RUNTIMES, check_runtime, onnxruntime_session
 
 LUT_VERSION = 1
-RUNTIMES = ("torch", "onnxruntime")
 DEVICES = ("cpu", "cuda")
 MAX_THREADS = 1024
 _FIT_STREAM, _VALIDATE_STREAM = 1, 2  # independent random streams for the overhead fit and the validation
@@ -67,8 +66,7 @@ class LatencySetting:
             raise TrackNASError(f"expected threads in 1..{MAX_THREADS}, got {self.threads!r}", key=key)
         if self.device == "cuda" and not torch.cuda.is_available():
             raise TrackNASError("device cuda asked for, but torch sees no CUDA device", key=key)
-        if self.runtime == "onnxruntime":
-            _onnxruntime(key)
+        check_runtime(self.runtime, key)  # onnxruntime: its packages import
         return self
 
     def describe(self) -> str:
@@ -87,16 +85,6 @@ class Timing:
     rounds: int = 5
     fit_archs: int = 5  # end-to-end measured architectures the constant overhead is fitted on
     quantile: float = 0.5
-
-
-def _onnxruntime(key: str = "--runtime"):
-    try:
-        importlib.import_module("onnx")  # torch's exporter needs it
-        import onnxruntime
-    except ImportError:
-        raise TrackNASError("runtime onnxruntime needs the onnx and onnxruntime packages: "
-                            "pip install 'tracknas[onnx]'", key=key) from None
-    return onnxruntime
 
 
 def cpu_model() -> str:
@@ -119,7 +107,7 @@ def machine_fingerprint(setting: LatencySetting) -> dict[str, str]:
         try:
             fingerprint["onnxruntime"] = version("onnxruntime")
         except PackageNotFoundError:
-            _onnxruntime()
+            check_runtime(setting.runtime)
     return fingerprint
 
 
@@ -163,17 +151,12 @@ def _torch_call(fn: Callable[..., object], inputs: tuple[torch.Tensor, ...], dev
 
 def _onnx_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], setting: LatencySetting) -> Callable[[], object]:
     """`module` exported to ONNX (in memory) and run by an onnxruntime session with the setting's threads."""
-    ort = _onnxruntime()
     names = [f"input{i}" for i in range(len(inputs))]
     graph = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated; it needs no extra package
         torch.onnx.export(module.eval(), tuple(t.cpu() for t in inputs), graph, input_names=names, dynamo=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = setting.threads, 1
-    options.log_severity_level = 3
-    provider = "CUDAExecutionProvider" if setting.device == "cuda" else "CPUExecutionProvider"
-    session = ort.InferenceSession(graph.getvalue(), options, providers=[provider])
+    session = onnxruntime_session(graph.getvalue(), setting.threads, setting.device)
     used = {i.name for i in session.get_inputs()}  # an input the graph does not read is dropped by the exporter
     feeds = {name: t.cpu().numpy() for name, t in zip(names, inputs) if name in used}
     return lambda: session.run(None, feeds)
