@@ -9,7 +9,10 @@ the tracker's whole per-frame step (crop + normalise + forward + decoding). Cont
 * `eager`: the subnet as built (BatchNorm separate);
 * `folded`: BatchNorm folded into the convs (`fold_batchnorm`, what `LightTrackTracker` runs on torch);
 * `ort`: the folded subnet exported to static-shape ONNX graphs in onnxruntime
-  (`--runtime onnxruntime`: all graph optimisations, sequential execution, no spinning threads).
+  (`--runtime onnxruntime`: `trackers.runtime.onnxruntime_session`'s options).
+
+Each timed step follows `--settle-ms` of untimed idle: back to back, torch's OpenMP threads still spin
+after its call and take a core from whatever is timed next (onnxruntime's second thread, mostly).
 
 Prints one JSON object: the timings, `ort_forward_ratio_<T>_threads` = ort / eager (and the folded and
 per-frame ratios), `load_average` and the versions; `contended` says the load exceeded the cores, when
@@ -34,7 +37,7 @@ from trackers.lighttrack.tracker import LightTrackSpec
 CONTENDERS = ("eager", "folded", "ort")
 
 
-def _time_threads(threads: int, runs: int, warmup: int) -> dict:
+def _time_threads(threads: int, runs: int, warmup: int, settle_s: float) -> dict:
     """Forward and per-frame medians of every contender at `threads` intra-op threads."""
     import cv2
 
@@ -58,7 +61,7 @@ def _time_threads(threads: int, runs: int, warmup: int) -> dict:
             steps[f"{name}_forward"] = lambda t=tracker, s=state: t.model.track(x, s)
             steps[f"{name}_per_frame"] = lambda t=tracker: t.track(frame)
         timings = _timed({key: steps[key] for key in sorted(steps, key=lambda k: (k.split("_", 1)[1], k))},
-                         runs, warmup)
+                         runs, warmup, settle_s)
     ratios = {}
     for other in ("folded", "ort"):
         for part in ("forward", "per_frame"):
@@ -72,15 +75,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--runs", type=int, default=200, help="timed rounds (default 200)")
     parser.add_argument("--warmup", type=int, default=30, help="untimed warm-up rounds (default 30)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    parser.add_argument("--settle-ms", type=float, default=5.0,
+                        help="untimed idle before each timed step, so no contender runs beside the previous one's "
+                             "still-spinning OpenMP threads (default 5; 0 to time back to back)")
     args = parser.parse_args(argv)
 
     import onnxruntime
 
     load_before = list(os.getloadavg())
     result: dict = {"model": "lighttrack-mobile", "instance_size": 256, "runs": args.runs, "warmup": args.warmup,
+                    "settle_ms": args.settle_ms,
                     "threads": args.threads, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
     for threads in args.threads:
-        measured = _time_threads(threads, args.runs, args.warmup)
+        measured = _time_threads(threads, args.runs, args.warmup, args.settle_ms / 1e3)
         result[f"{threads}_threads"] = measured["timings"]
         result.update(measured["ratios"])
     target = result.get("ort_forward_ratio_2_threads")

@@ -27,15 +27,21 @@ REFERENCE = {"forward_ms_quiet": 21.1, "forward_ms_contended": 34.0, "threads": 
              "source": "notes/lighttrack.md (e): 2 vCPUs, torch 2.13 CPU, median of 200 after 50 warm-up"}
 
 
-def _timed(steps: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, dict[str, float]]:
+def _timed(steps: dict[str, Callable[[], object]], runs: int, warmup: int,
+           settle_s: float = 0.0) -> dict[str, dict[str, float]]:
     """Median, p10 and p90 (ms) of each step over `runs` rounds after `warmup` untimed rounds.
 
     The steps alternate within each round, so load from other jobs on a shared machine hits all of
-    them alike and their ratio stays meaningful even when the absolute numbers drift.
+    them alike and their ratio stays meaningful even when the absolute numbers drift. `settle_s`
+    of untimed idle before each step lets the previous step's spinning worker threads (OpenMP's spin
+    after a torch call) go to sleep, so they do not take a core from the step being timed, as a
+    tracker's threads are idle between two camera frames.
     """
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for round_index in range(warmup + runs):
         for name, step in steps.items():
+            if settle_s:
+                time.sleep(settle_s)
             start = time.perf_counter()
             step()
             if round_index >= warmup:

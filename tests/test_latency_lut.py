@@ -75,13 +75,12 @@ def test_a_table_made_on_another_machine_is_refused_in_one_line(tiny, table, tmp
 def test_prediction_is_the_sum_of_the_search_branch_pieces_plus_the_fitted_overhead(tiny, monkeypatch):
     """With each piece "timed" as its fvcore FLOPs, the sum over an architecture's entries must be exactly
     its search-branch FLOPs: the table sums the pieces `measure_latency` runs, each once."""
-    def flops_as_time(pieces, setting, timing):
-        return {key: float(count_flops(build().eval(), tuple(torch.randn(*s) for s in shapes)))
-                for key, (build, shapes) in pieces.items()}
+    def flops_as_time(pieces, space, archs, setting, timing):
+        return ({key: float(count_flops(build().eval(), tuple(torch.randn(*s) for s in shapes)))
+                 for key, (build, shapes) in pieces.items()},
+                [cost_table(space).flops(a) + 100.0 + 10.0 * i for i, a in enumerate(archs)])
 
-    monkeypatch.setattr(lut, "_time_pieces", flops_as_time)
-    monkeypatch.setattr(lut, "measure_archs_us", lambda space, archs, setting, timing:
-                        [cost_table(space).flops(a) + 100.0 + 10.0 * i for i, a in enumerate(archs)])
+    monkeypatch.setattr(lut, "_time_pieces_and_archs", flops_as_time)
     counted = LatencyTable.build(tiny, SETTING, Timing(runs=1, warmup=0, rounds=1, fit_archs=3))
     assert counted.overhead_us == pytest.approx(110.0)  # median of the gaps 100, 110, 120
     flops = cost_table(tiny)

@@ -5,12 +5,15 @@ distinct (block, context) is built and timed in isolation on the input shape it 
 an architecture's predicted per-frame latency is the sum of its pieces' entries (stem, blocks, BN_x,
 fusion, heads: the search branch that `measure_latency` times as `model.track(x, template state)`)
 plus one constant overhead, fitted as the median gap between the sum and the end-to-end latency of
-a few measured architectures (Python dispatch, the state dict, output plumbing).
+a few architectures (Python dispatch, the state dict, output plumbing) timed in the same rounds.
 
 What keeps the timings additive: the table's thread count and device for every piece and for the
-end-to-end runs, the exact input shapes, a warm-up per piece, and medians over calls taken in
-interleaved rounds (each round visits every piece once), so load drift on a shared machine spreads
-over all pieces instead of biasing the ones timed during a busy second.
+end-to-end runs, the exact input shapes, a warm-up per piece, and medians over calls taken in many
+short interleaved rounds (each round visits every piece and fit architecture once), so load drift on
+a shared machine spreads over all of them instead of biasing the ones timed during a busy second.
+What the table cannot remove is the machine's speed drifting between its build and a later use: on a
+shared 2-core VM the same architecture measured 25-44 ms within a minute; `latency validate` reports
+`mape_refit` (the overhead refitted on its own measurements) to tell such drift from a bad model.
 
 Tables are cached keyed by space hash + device + runtime + threads and record the machine they were
 made on (CPU model, GPU name, library versions); a table made on another machine is refused in one
@@ -42,7 +45,7 @@ from nas.space.space import Arch, SearchSpace
 from trackers.lighttrack.model import SearchBranch, build_subnet
 from trackers.runtime import RUNTIMES, check_runtime, onnxruntime_session
 
-LUT_VERSION = 1
+LUT_VERSION = 2  # 2: the overhead is fitted on architectures timed in the pieces' rounds
 DEVICES = ("cpu", "cuda")
 MAX_THREADS = 1024
 _FIT_STREAM, _VALIDATE_STREAM = 1, 2  # independent random streams for the overhead fit and the validation
@@ -80,10 +83,10 @@ class Timing:
     is summarised by the `quantile` of its calls (0.5: the median; a low one such as 0.1 keeps the
     uncontended speed on a loaded machine, where preempted calls inflate the median)."""
 
-    runs: int = 40
+    runs: int = 60
     warmup: int = 5
-    rounds: int = 5
-    fit_archs: int = 5  # end-to-end measured architectures the constant overhead is fitted on
+    rounds: int = 20  # many short visits: each median spans the whole timing window, not a busy second of it
+    fit_archs: int = 8  # end-to-end measured architectures the constant overhead is fitted on
     quantile: float = 0.5
 
 
@@ -190,14 +193,20 @@ def measure_archs_us(space: SearchSpace, archs: Sequence[Arch], setting: Latency
             return median_times_us(calls, timing)
 
 
-def _time_pieces(pieces: dict[tuple, tuple[Callable[[], nn.Module], tuple[tuple[int, ...], ...]]],
-                 setting: LatencySetting, timing: Timing) -> dict[tuple, float]:
-    """Median microseconds of every piece on random inputs of its shapes."""
+def _time_pieces_and_archs(pieces: dict[tuple, tuple[Callable[[], nn.Module], tuple[tuple[int, ...], ...]]],
+                           space: SearchSpace, archs: Sequence[Arch], setting: LatencySetting,
+                           timing: Timing) -> tuple[dict[tuple, float], list[float]]:
+    """Microseconds of every piece (on random inputs of its shapes) and of each architecture end to end,
+    all timed in the same interleaved rounds: the overhead fitted on their gap then sees the machine at
+    the same speed as the pieces (timed apart, a shared machine's speed drifts by tens of percent between
+    the two)."""
     with _threads(setting.threads):
         calls = [_piece_call(build(), tuple(torch.randn(*shape) for shape in shapes), setting)
                  for build, shapes in pieces.values()]
+        calls += [_arch_call(space, arch, setting) for arch in archs]
         with torch.inference_mode():
-            return dict(zip(pieces, median_times_us(calls, timing)))
+            times = median_times_us(calls, timing)
+    return dict(zip(pieces, times)), times[len(pieces):]
 
 
 class _Pieces:
@@ -242,18 +251,18 @@ class LatencyTable:
     @classmethod
     def build(cls, space: SearchSpace, setting: LatencySetting, timing: Timing = Timing(), seed: int = 0,
               progress: bool = False) -> "LatencyTable":
-        """Time every distinct piece of the space, then fit the overhead on `timing.fit_archs` random architectures."""
+        """Time every distinct piece of the space and `timing.fit_archs` random architectures together, and
+        fit the overhead as the median gap between those architectures' time and their pieces' sum."""
         setting.check()
         pieces = _Pieces()
         CostTable.build(space, pieces)
+        rng = np.random.default_rng([seed, _FIT_STREAM])
+        fit = [space.sample(rng) for _ in range(timing.fit_archs)]
         if progress:
             print(f"latency table for {space.name} ({setting.describe()}): timing {len(pieces.found)} pieces and "
                   f"{timing.fit_archs} architectures...", file=sys.stderr, flush=True)
-        times = _time_pieces(pieces.found, setting, timing)
+        times, measured = _time_pieces_and_archs(pieces.found, space, fit, setting, timing)
         costs = CostTable.build(space, lambda key, build, shapes: (times[key], 0))
-        rng = np.random.default_rng([seed, _FIT_STREAM])
-        fit = [space.sample(rng) for _ in range(timing.fit_archs)]
-        measured = measure_archs_us(space, fit, setting, timing)
         overhead = float(np.median([m - costs.flops(a) for m, a in zip(measured, fit)])) if fit else 0.0
         data = {"version": LUT_VERSION, "space": space.name, "space_hash": space.hash, "setting": asdict(setting),
                 "machine": machine_fingerprint(setting), "timing": asdict(timing), "pieces": len(times),
