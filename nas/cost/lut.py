@@ -83,9 +83,9 @@ class Timing:
     is summarised by the `quantile` of its calls (0.5: the median; a low one such as 0.1 keeps the
     uncontended speed on a loaded machine, where preempted calls inflate the median)."""
 
-    runs: int = 60
+    runs: int = 120
     warmup: int = 5
-    rounds: int = 20  # many short visits: each median spans the whole timing window, not a busy second of it
+    rounds: int = 40  # many short visits: each median spans the whole timing window, not a busy second of it
     fit_archs: int = 8  # end-to-end measured architectures the constant overhead is fitted on
     quantile: float = 0.5
 
@@ -317,7 +317,7 @@ def read_latency_table(space: SearchSpace, setting: LatencySetting) -> LatencyTa
 @lru_cache(maxsize=16)
 def latency_table(space: SearchSpace, setting: LatencySetting, timing: Timing = Timing()) -> LatencyTable:
     """The space's table for `setting`: from the cache when there is one, else built with `timing` (tens of
-    seconds) and cached."""
+    seconds to minutes) and cached."""
     setting.check()
     table = read_latency_table(space, setting)
     if table is None:
