@@ -423,12 +423,14 @@ PRETRAIN_NUMBERS = {"lr": (0.0, 10.0, True), "end_lr": (0.0, 10.0, False), "mome
                     "weight_decay": (0.0, 1.0, False), "label_smoothing": (0.0, 1.0, False)}
 AMP_MODES = ("off", "bf16", "fp16")
 PATH_SAMPLERS = ("uniform", "fair", "sandwich", "anchored")
+RUNTIMES = ("torch", "onnxruntime")  # what can run a tracker's network (`trackers.runtime` checks the packages)
+DEVICES = ("cpu", "cuda")  # where a latency table is timed (`nas.cost.lut`)
+MAX_THREADS = 1024  # intra-op threads a latency table may be timed with
 FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc", "eao"), "tracker_preset": ("default", "vot2019"),
-                   "val_format": (None, *DATASET_FORMATS), "eao_year": (2018, 2019),
-                   "runtime": ("torch", "onnxruntime")}
+                   "val_format": (None, *DATASET_FORMATS), "eao_year": (2018, 2019), "runtime": RUNTIMES}
 EAO_LOW = {2018: 100, 2019: 46}  # first length of each year's EAO interval (nas.fitness.vot.EAO_INTERVALS)
 SEARCH_CHOICES = {"algorithm": ("evolution", "nsga2", "random")}
-LATENCY_CHOICES = {"runtime": ("torch", "onnxruntime"), "device": ("cpu", "cuda")}  # as nas.cost.lut (not imported)
+LATENCY_CHOICES = {"runtime": RUNTIMES, "device": DEVICES}
 SYNTHESIZE_KEYS = {"sequences": int, "frames": int, "seed": int, "val_fraction": float, "size": list}
 
 
@@ -501,7 +503,7 @@ def _check_latency(latency: Any, fail) -> dict:
         if key in latency and latency[key] not in allowed:
             raise fail(f"search.latency.{key}", f"expected one of {', '.join(allowed)}, got {latency[key]!r}")
     if "threads" in latency:
-        _check_int(latency["threads"], 1, 1024, fail, "search.latency.threads")
+        _check_int(latency["threads"], 1, MAX_THREADS, fail, "search.latency.threads")
     return {"runtime": "torch", "threads": 2, "device": "cpu", **latency}
 
 

@@ -10,9 +10,9 @@ import importlib
 
 import torch
 
+from nas.config import RUNTIMES
 from nas.errors import ConfigError
 
-RUNTIMES = ("torch", "onnxruntime")
 DEFAULT_RUNTIME = "torch"
 
 

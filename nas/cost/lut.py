@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.config import DEVICES, MAX_THREADS
 from nas.cost.table import CostTable, cache_dir
 from nas.errors import TrackNASError
 from nas.io import atomic_write_json, load_json
@@ -46,8 +47,6 @@ from trackers.lighttrack.model import SearchBranch, build_subnet
 from trackers.runtime import RUNTIMES, check_runtime, onnxruntime_session
 
 LUT_VERSION = 2  # 2: the overhead is fitted on architectures timed in the pieces' rounds
-DEVICES = ("cpu", "cuda")
-MAX_THREADS = 1024
 _FIT_STREAM, _VALIDATE_STREAM = 1, 2  # independent random streams for the overhead fit and the validation
 
 
@@ -187,10 +186,7 @@ def _arch_call(space: SearchSpace, arch: Arch, setting: LatencySetting) -> Calla
 
 def measure_archs_us(space: SearchSpace, archs: Sequence[Arch], setting: LatencySetting, timing: Timing) -> list[float]:
     """End-to-end per-frame latency (median microseconds) of each architecture, timed in interleaved rounds."""
-    with _threads(setting.threads):
-        calls = [_arch_call(space, arch, setting) for arch in archs]
-        with torch.inference_mode():
-            return median_times_us(calls, timing)
+    return _time_pieces_and_archs({}, space, archs, setting, timing)[1]
 
 
 def _time_pieces_and_archs(pieces: dict[tuple, tuple[Callable[[], nn.Module], tuple[tuple[int, ...], ...]]],
