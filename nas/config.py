@@ -431,6 +431,7 @@ FITNESS_CHOICES = {"metric": ("ao_sr50", "ao", "auc", "eao"), "tracker_preset": 
 EAO_LOW = {2018: 100, 2019: 46}  # first length of each year's EAO interval (nas.fitness.vot.EAO_INTERVALS)
 SEARCH_CHOICES = {"algorithm": ("evolution", "nsga2", "random")}
 LATENCY_CHOICES = {"runtime": RUNTIMES, "device": DEVICES}
+LATENCY_DEFAULTS = {"runtime": "torch", "threads": 2, "device": "cpu"}  # `search.latency` and `LatencySetting`
 SYNTHESIZE_KEYS = {"sequences": int, "frames": int, "seed": int, "val_fraction": float, "size": list}
 
 
@@ -504,7 +505,7 @@ def _check_latency(latency: Any, fail) -> dict:
             raise fail(f"search.latency.{key}", f"expected one of {', '.join(allowed)}, got {latency[key]!r}")
     if "threads" in latency:
         _check_int(latency["threads"], 1, MAX_THREADS, fail, "search.latency.threads")
-    return {"runtime": "torch", "threads": 2, "device": "cpu", **latency}
+    return {**LATENCY_DEFAULTS, **latency}
 
 
 def _check_synthesize(synth: Any, fail) -> None:

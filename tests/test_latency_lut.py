@@ -93,9 +93,38 @@ def test_prediction_is_the_sum_of_the_search_branch_pieces_plus_the_fitted_overh
 def test_validate_json_has_the_error_measures(tiny, table, capsys):
     assert main(["latency", "validate", str(TINY_SPACE), "--threads", "1", "--archs", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert {"mape", "max_error", "kendall_tau", "archs", "load_average", "machine", "mape_refit"} <= set(result)
+    assert {"mape", "max_error", "kendall_tau", "archs", "load_average", "machine", "mape_refit", "drift"} <= set(result)
+    assert 0 < result["drift"]["min"] <= result["drift"]["median"] <= result["drift"]["max"]
     assert result["archs"] == 3 and 0 <= result["mape"] <= result["max_error"]
     assert -1.0 <= result["kendall_tau"] <= 1.0 and result["runtime"] == "torch" and result["threads"] == 1
+
+
+def test_validate_reports_how_far_the_machine_drifted_since_the_build(tiny, monkeypatch):
+    """Each "timing" is an architecture's FLOPs times the machine's speed of the moment: built at speed 1 and
+    validated at 1.5, every prediction is 1/1.5 of the measurement (ranking intact) and the table's own fit
+    architectures, re-timed beside the validation's, report the drift as exactly 1.5."""
+    speed = {"now": 1.0}
+
+    def flops_as_time(pieces, space, archs, setting, timing):
+        flops = cost_table(space)
+        return ({key: speed["now"] * count_flops(build().eval(), tuple(torch.randn(*s) for s in shapes))
+                 for key, (build, shapes) in pieces.items()},
+                [speed["now"] * flops.flops(a) for a in archs])
+
+    monkeypatch.setattr(lut, "_time_pieces_and_archs", flops_as_time)
+    setting = LatencySetting("torch", threads=5)  # a cache key of its own: the real tables stay untouched
+    lut.latency_table.cache_clear()
+    try:
+        built, _ = build_latency_table(tiny, setting, Timing(runs=1, warmup=0, rounds=1, fit_archs=4), progress=False)
+        assert len(built.fit) == 4 and built.overhead_us == pytest.approx(0.0, abs=1e-6)
+        speed["now"] = 1.5
+        result = lut.validate_table(tiny, setting, archs=20)
+    finally:
+        table_path(tiny, setting).unlink(missing_ok=True)
+        lut.latency_table.cache_clear()
+    assert result["drift"] == pytest.approx({"median": 1.5, "min": 1.5, "max": 1.5})
+    assert result["kendall_tau"] == pytest.approx(1.0) and result["mape"] == pytest.approx(100 / 3)
+    assert result["mape_refit"] < result["mape"]
 
 
 def test_kendall_tau_matches_its_definition():

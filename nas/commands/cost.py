@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from nas.argtypes import int_range
+from nas.config import LATENCY_DEFAULTS, MAX_THREADS
 from nas.space import load_arch, load_space
 
 
@@ -16,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     cost.add_argument("--json", action="store_true", help="print one JSON object")
     cost.add_argument("--reference", action="store_true", help="also count with fvcore on the built subnet")
     cost.add_argument("--latency", action="store_true", help="also measure search-branch latency")
-    cost.add_argument("--threads", type=int_range(1, 1024), default=2, help="torch threads for --latency (default 2)")
+    cost.add_argument("--threads", type=int_range(1, MAX_THREADS), default=LATENCY_DEFAULTS["threads"],
+                      help=f"torch threads for --latency (default {LATENCY_DEFAULTS['threads']})")
     cost.add_argument("--runs", type=int_range(1, 100_000), default=50, help="timed runs for --latency (median reported)")
     cost.add_argument("--warmup", type=int_range(0, 100_000), default=10, help="untimed warm-up runs for --latency")
     cost.set_defaults(func=_cost)

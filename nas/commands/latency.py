@@ -5,7 +5,7 @@ import argparse
 import json
 
 from nas.argtypes import int_range
-from nas.cost.lut import DEVICES, MAX_THREADS, RUNTIMES, LatencySetting, Timing, build_latency_table, validate_table
+from nas.cost.lut import DEVICES, LATENCY_DEFAULTS, MAX_THREADS, RUNTIMES, LatencySetting, Timing, build_latency_table, validate_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,11 +47,13 @@ def _quantile(text: str) -> float:
 
 def latency_setting_options(parser: argparse.ArgumentParser) -> None:
     """--runtime, --threads, --device: which latency table (also `space sample --latency-max`)."""
-    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
-                        help="latency table: what runs the network (default torch)")
-    parser.add_argument("--threads", type=int_range(1, MAX_THREADS), default=2,
-                        help="latency table: intra-op threads (default 2)")
-    parser.add_argument("--device", choices=DEVICES, default="cpu", help="latency table: device (default cpu)")
+    defaults = LATENCY_DEFAULTS
+    parser.add_argument("--runtime", choices=RUNTIMES, default=defaults["runtime"],
+                        help=f"latency table: what runs the network (default {defaults['runtime']})")
+    parser.add_argument("--threads", type=int_range(1, MAX_THREADS), default=defaults["threads"],
+                        help=f"latency table: intra-op threads (default {defaults['threads']})")
+    parser.add_argument("--device", choices=DEVICES, default=defaults["device"],
+                        help=f"latency table: device (default {defaults['device']})")
 
 
 def setting_from_args(args: argparse.Namespace) -> LatencySetting:
@@ -88,4 +90,8 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"{space.name} ({setting.describe()}), {result['archs']} random architectures: MAPE "
               f"{result['mape']:.1f}%, max error {result['max_error']:.1f}%, Kendall tau {result['kendall_tau']:.3f}; "
               f"measured {m['min']:.2f} .. {m['max']:.2f} ms (load average {result['load_average']})")
+        if result["drift"]:
+            d = result["drift"]
+            print(f"  since the table was built this machine runs its fit architectures {d['median']:.2f}x as long "
+                  f"({d['min']:.2f} .. {d['max']:.2f}x); mape with the overhead refitted now {result['mape_refit']:.1f}%")
     return 0

@@ -12,8 +12,10 @@ end-to-end runs, the exact input shapes, a warm-up per piece, and medians over c
 short interleaved rounds (each round visits every piece and fit architecture once), so load drift on
 a shared machine spreads over all of them instead of biasing the ones timed during a busy second.
 What the table cannot remove is the machine's speed drifting between its build and a later use: on a
-shared 2-core VM the same architecture measured 25-44 ms within a minute; `latency validate` reports
-`mape_refit` (the overhead refitted on its own measurements) to tell such drift from a bad model.
+shared 2-core VM the same architecture measured 25-44 ms within a minute, and bigger architectures
+slowed more than small ones (memory-bound work suffers most from busy neighbours). `latency validate`
+re-times the table's fit architectures beside its own and reports their `drift` (now / at the build),
+and `mape_refit` (the overhead refitted on its own measurements), to tell such drift from a bad model.
 
 Tables are cached keyed by space hash + device + runtime + threads and record the machine they were
 made on (CPU model, GPU name, library versions); a table made on another machine is refused in one
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.config import DEVICES, MAX_THREADS
+from nas.config import DEVICES, LATENCY_DEFAULTS, MAX_THREADS
 from nas.cost.table import CostTable, cache_dir
 from nas.errors import TrackNASError
 from nas.io import atomic_write_json, load_json
@@ -46,7 +48,7 @@ from nas.space.space import Arch, SearchSpace
 from trackers.lighttrack.model import SearchBranch, build_subnet
 from trackers.runtime import RUNTIMES, check_runtime, onnxruntime_session
 
-LUT_VERSION = 2  # 2: the overhead is fitted on architectures timed in the pieces' rounds
+LUT_VERSION = 3  # 2: the overhead is fitted on architectures timed in the pieces' rounds; 3: they are kept
 _FIT_STREAM, _VALIDATE_STREAM = 1, 2  # independent random streams for the overhead fit and the validation
 
 
@@ -54,9 +56,9 @@ _FIT_STREAM, _VALIDATE_STREAM = 1, 2  # independent random streams for the overh
 class LatencySetting:
     """Which table: the runtime that runs the network, its intra-op threads, the device."""
 
-    runtime: str = "torch"
-    threads: int = 2
-    device: str = "cpu"
+    runtime: str = LATENCY_DEFAULTS["runtime"]
+    threads: int = LATENCY_DEFAULTS["threads"]
+    device: str = LATENCY_DEFAULTS["device"]
 
     def check(self, key: str = "--runtime") -> "LatencySetting":
         """One-line errors for an unknown runtime or device, a bad thread count, or a missing package / GPU."""
@@ -228,6 +230,8 @@ class LatencyTable:
         self.setting = LatencySetting(**data["setting"])
         self.overhead_us = float(data["overhead_us"])
         self.costs = CostTable(space, data["table"])
+        fit = data["fit"]  # the overhead's architectures and their build-time microseconds (`validate` re-times them)
+        self.fit = [(Arch(space, tuple(g)), float(us)) for g, us in zip(fit["genotypes"], fit["measured_us"], strict=True)]
 
     def predict_us(self, arch: Arch | tuple[int, ...]) -> float:
         return self.costs.flops(arch) + self.overhead_us
@@ -262,7 +266,8 @@ class LatencyTable:
         overhead = float(np.median([m - costs.flops(a) for m, a in zip(measured, fit)])) if fit else 0.0
         data = {"version": LUT_VERSION, "space": space.name, "space_hash": space.hash, "setting": asdict(setting),
                 "machine": machine_fingerprint(setting), "timing": asdict(timing), "pieces": len(times),
-                "overhead_us": overhead, "table": costs.data}
+                "overhead_us": overhead, "table": costs.data,
+                "fit": {"genotypes": [list(a.genotype) for a in fit], "measured_us": measured}}
         return cls(space, data)
 
 
@@ -337,12 +342,17 @@ def validate_table(space: SearchSpace, setting: LatencySetting, archs: int = 50,
     """Predicted vs end-to-end measured latency of `archs` random architectures (others than the fit's),
     measured as the table was timed (its `Timing`); `timing` builds the table when none is cached.
 
-    `mape` and `max_error` are percentages of the measured latency; `kendall_tau` ranks the two lists."""
+    `mape` and `max_error` are percentages of the measured latency; `kendall_tau` ranks the two lists;
+    `drift` is the ratio of the table's fit architectures' latency now to theirs at the build (min, median, max)."""
     table = latency_table(space, setting, timing)
     timing = Timing(**table.data["timing"])
     rng = np.random.default_rng([seed, _VALIDATE_STREAM])
     sample = [space.sample(rng) for _ in range(archs)]
-    measured = np.array(measure_archs_us(space, sample, setting, timing)) / 1e3
+    times = measure_archs_us(space, sample + [arch for arch, _ in table.fit], setting, timing)
+    measured = np.array(times[:archs]) / 1e3
+    # the table's fit architectures, timed again in these rounds: how far the machine's speed has moved since
+    # the build (1.0: as then); a shared machine drifts, and not uniformly, which no table can predict
+    drift = np.array(times[archs:]) / np.array([us for _, us in table.fit])
     predicted = np.array([table.predict_ms(a) for a in sample])
     errors = np.abs(predicted - measured) / measured * 100.0
     # the error left with the overhead refitted on these measurements: drift of the machine's speed between
@@ -352,6 +362,8 @@ def validate_table(space: SearchSpace, setting: LatencySetting, archs: int = 50,
             "archs": archs, "mape": float(np.mean(errors)), "max_error": float(np.max(errors)),
             "mape_refit": float(np.mean(np.abs(refit - measured) / measured * 100.0)),
             "kendall_tau": kendall_tau(predicted, measured), "overhead_ms": table.overhead_us / 1e3,
+            "drift": {"median": float(np.median(drift)), "min": float(drift.min()), "max": float(drift.max())}
+            if len(drift) else None,
             "measured_ms": {"min": float(measured.min()), "median": float(np.median(measured)),
                             "max": float(measured.max())},
             "quantile": timing.quantile, "machine": table.data["machine"], "load_average": list(_load_average())}
