@@ -72,15 +72,21 @@ def test_a_table_made_on_another_machine_is_refused_in_one_line(tiny, table, tmp
         lut.latency_table.cache_clear()
 
 
+def _flops_as_time(speed=lambda: 1.0, gap=lambda i: 0.0):
+    """A stand-in for `lut._time_pieces_and_archs` (the one timing function): each piece "takes" its fvcore
+    FLOPs and the i-th architecture its search-branch FLOPs plus `gap(i)`, all times the machine's `speed()`."""
+    def timed(pieces, space, archs, setting, timing):
+        flops = cost_table(space)
+        return ({key: speed() * count_flops(build().eval(), tuple(torch.randn(*s) for s in shapes))
+                 for key, (build, shapes) in pieces.items()},
+                [speed() * (flops.flops(a) + gap(i)) for i, a in enumerate(archs)])
+    return timed
+
+
 def test_prediction_is_the_sum_of_the_search_branch_pieces_plus_the_fitted_overhead(tiny, monkeypatch):
     """With each piece "timed" as its fvcore FLOPs, the sum over an architecture's entries must be exactly
     its search-branch FLOPs: the table sums the pieces `measure_latency` runs, each once."""
-    def flops_as_time(pieces, space, archs, setting, timing):
-        return ({key: float(count_flops(build().eval(), tuple(torch.randn(*s) for s in shapes)))
-                 for key, (build, shapes) in pieces.items()},
-                [cost_table(space).flops(a) + 100.0 + 10.0 * i for i, a in enumerate(archs)])
-
-    monkeypatch.setattr(lut, "_time_pieces_and_archs", flops_as_time)
+    monkeypatch.setattr(lut, "_time_pieces_and_archs", _flops_as_time(gap=lambda i: 100.0 + 10.0 * i))
     counted = LatencyTable.build(tiny, SETTING, Timing(runs=1, warmup=0, rounds=1, fit_archs=3))
     assert counted.overhead_us == pytest.approx(110.0)  # median of the gaps 100, 110, 120
     flops = cost_table(tiny)
@@ -104,14 +110,7 @@ def test_validate_reports_how_far_the_machine_drifted_since_the_build(tiny, monk
     validated at 1.5, every prediction is 1/1.5 of the measurement (ranking intact) and the table's own fit
     architectures, re-timed beside the validation's, report the drift as exactly 1.5."""
     speed = {"now": 1.0}
-
-    def flops_as_time(pieces, space, archs, setting, timing):
-        flops = cost_table(space)
-        return ({key: speed["now"] * count_flops(build().eval(), tuple(torch.randn(*s) for s in shapes))
-                 for key, (build, shapes) in pieces.items()},
-                [speed["now"] * flops.flops(a) for a in archs])
-
-    monkeypatch.setattr(lut, "_time_pieces_and_archs", flops_as_time)
+    monkeypatch.setattr(lut, "_time_pieces_and_archs", _flops_as_time(speed=lambda: speed["now"]))
     setting = LatencySetting("torch", threads=5)  # a cache key of its own: the real tables stay untouched
     lut.latency_table.cache_clear()
     try:

@@ -5,7 +5,8 @@ import argparse
 import json
 
 from nas.argtypes import int_range
-from nas.cost.lut import DEVICES, LATENCY_DEFAULTS, MAX_THREADS, RUNTIMES, LatencySetting, Timing, build_latency_table, validate_table
+from nas.config import LATENCY_DEFAULTS
+from nas.cost.lut import DEVICES, MAX_THREADS, RUNTIMES, LatencySetting, Timing, build_latency_table, validate_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,13 +48,13 @@ def _quantile(text: str) -> float:
 
 def latency_setting_options(parser: argparse.ArgumentParser) -> None:
     """--runtime, --threads, --device: which latency table (also `space sample --latency-max`)."""
-    defaults = LATENCY_DEFAULTS
-    parser.add_argument("--runtime", choices=RUNTIMES, default=defaults["runtime"],
-                        help=f"latency table: what runs the network (default {defaults['runtime']})")
-    parser.add_argument("--threads", type=int_range(1, MAX_THREADS), default=defaults["threads"],
-                        help=f"latency table: intra-op threads (default {defaults['threads']})")
-    parser.add_argument("--device", choices=DEVICES, default=defaults["device"],
-                        help=f"latency table: device (default {defaults['device']})")
+    default = LATENCY_DEFAULTS
+    parser.add_argument("--runtime", choices=RUNTIMES, default=default["runtime"],
+                        help=f"latency table: what runs the network (default {default['runtime']})")
+    parser.add_argument("--threads", type=int_range(1, MAX_THREADS), default=default["threads"],
+                        help=f"latency table: intra-op threads (default {default['threads']})")
+    parser.add_argument("--device", choices=DEVICES, default=default["device"],
+                        help=f"latency table: device (default {default['device']})")
 
 
 def setting_from_args(args: argparse.Namespace) -> LatencySetting:

@@ -231,7 +231,8 @@ class LatencyTable:
         self.overhead_us = float(data["overhead_us"])
         self.costs = CostTable(space, data["table"])
         fit = data["fit"]  # the overhead's architectures and their build-time microseconds (`validate` re-times them)
-        self.fit = [(Arch(space, tuple(g)), float(us)) for g, us in zip(fit["genotypes"], fit["measured_us"], strict=True)]
+        self.fit = [(Arch(space, tuple(g)), float(us))
+                    for g, us in zip(fit["genotypes"], fit["measured_us"], strict=True)]
 
     def predict_us(self, arch: Arch | tuple[int, ...]) -> float:
         return self.costs.flops(arch) + self.overhead_us
