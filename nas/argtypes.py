@@ -21,6 +21,21 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def number_range(low: float, high: float) -> Callable[[str], float]:
+    """A finite number in [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:  # NaN fails the comparison too
+            raise argparse.ArgumentTypeError(f"expected a number in [{low:g}, {high:g}], got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 def folder(text: str) -> Path:
     """A folder to write into: missing (it is created) or a directory, never a file."""
     path = Path(text)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -126,6 +127,24 @@ def test_validate_reports_how_far_the_machine_drifted_since_the_build(tiny, monk
     assert result["mape_refit"] < result["mape"]
 
 
+def test_timing_goes_on_past_its_rounds_until_its_window_has_passed():
+    """A table's medians span minutes (`TABLE_TIMING`): rounds go on until `window_s` is over, however few
+    `rounds` ask for; without a window, exactly `rounds` visits (one untimed + runs // rounds timed each)."""
+    visits = []
+
+    def call():
+        visits.append(time.monotonic())
+        time.sleep(0.005)
+
+    lut.median_times_us([call], Timing(runs=2, warmup=0, rounds=2, window_s=0.0))
+    assert len(visits) == 2 * (1 + 1)
+    visits.clear()
+    start = time.monotonic()
+    lut.median_times_us([call], Timing(runs=2, warmup=0, rounds=2, window_s=0.3))
+    assert time.monotonic() - start >= 0.3 and len(visits) > 4 and len(visits) % 2 == 0
+    assert lut.TABLE_TIMING.window_s >= 60 and lut.TABLE_TIMING.rounds == Timing().rounds
+
+
 def test_kendall_tau_matches_its_definition():
     assert lut.kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
     assert lut.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
@@ -173,7 +192,9 @@ def test_infeasible_latency_bound_and_bad_options_are_one_line_exits(tiny, table
              ["space", "sample", str(TINY_SPACE), "--latency-max", "-3"],
              ["latency", "build", str(TINY_SPACE), "--runtime", "tensorrt"],
              ["latency", "validate", str(TINY_SPACE), "--threads", "0"],
-             ["latency", "validate", str(TINY_SPACE), "--archs", "1"]]
+             ["latency", "validate", str(TINY_SPACE), "--archs", "1"],
+             ["latency", "build", str(TINY_SPACE), "--window", "-1"],
+             ["latency", "build", str(TINY_SPACE), "--quantile", "nan"]]
     for argv in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

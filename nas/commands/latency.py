@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
-from nas.argtypes import int_range
+from nas.argtypes import int_range, number_range
 from nas.config import LATENCY_DEFAULTS
-from nas.cost.lut import DEVICES, MAX_THREADS, RUNTIMES, LatencySetting, Timing, build_latency_table, validate_table
+from nas.cost.lut import (DEVICES, MAX_THREADS, RUNTIMES, TABLE_TIMING, LatencySetting, Timing, build_latency_table,
+                         validate_table)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,20 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _setting_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="built-in name or path to a DSL .yaml file")
     latency_setting_options(parser)
-    parser.add_argument("--quantile", type=_quantile, default=0.5,
+    parser.add_argument("--quantile", type=number_range(0.0, 1.0), default=0.5,
                         help="summary of each piece's timed calls when building (default 0.5, the median; "
                              "0.1 resists a loaded machine)")
+    parser.add_argument("--window", type=number_range(0.0, 86_400.0), default=TABLE_TIMING.window_s, metavar="SECONDS",
+                        help=f"time a new table over at least this long (default {TABLE_TIMING.window_s:.0f}): a "
+                             "shared machine's speed swings over minutes; 0 on a quiet, dedicated device")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _quantile(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
+def _timing(args: argparse.Namespace) -> Timing:
+    return dataclasses.replace(TABLE_TIMING, quantile=args.quantile, window_s=args.window)
 
 
 def latency_setting_options(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +65,7 @@ def _build(args: argparse.Namespace) -> int:
     from nas.space import load_space
 
     space, setting = load_space(args.space), setting_from_args(args)
-    table, path = build_latency_table(space, setting, Timing(quantile=args.quantile))
+    table, path = build_latency_table(space, setting, _timing(args))
     low, high = table.range_ms()
     info = {"space": space.name, "table": str(path), **table.data["setting"], "pieces": table.data["pieces"],
             "overhead_ms": table.overhead_us / 1e3, "range_ms": {"min": low, "max": high},
@@ -83,7 +82,7 @@ def _validate(args: argparse.Namespace) -> int:
     from nas.space import load_space
 
     space, setting = load_space(args.space), setting_from_args(args)
-    result = validate_table(space, setting, archs=args.archs, seed=args.seed, timing=Timing(quantile=args.quantile))
+    result = validate_table(space, setting, archs=args.archs, seed=args.seed, timing=_timing(args))
     if args.json:
         print(json.dumps(result))
     else:

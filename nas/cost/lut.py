@@ -10,7 +10,9 @@ a few architectures (Python dispatch, the state dict, output plumbing) timed in 
 What keeps the timings additive: the table's thread count and device for every piece and for the
 end-to-end runs, the exact input shapes, a warm-up per piece, and medians over calls taken in many
 short interleaved rounds (each round visits every piece and fit architecture once), so load drift on
-a shared machine spreads over all of them instead of biasing the ones timed during a busy second.
+a shared machine spreads over all of them instead of biasing the ones timed during a busy second, and
+rounds that go on for at least 5 minutes (`TABLE_TIMING`), so the medians span the machine's slower
+swings between states too, as a later validation or search does, instead of catching one of them.
 What the table cannot remove is the machine's speed drifting between its build and a later use: on a
 shared 2-core VM the same architecture measured 25-44 ms within a minute, and bigger architectures
 slowed more than small ones (memory-bound work suffers most from busy neighbours). `latency validate`
@@ -48,7 +50,8 @@ from nas.space.space import Arch, SearchSpace
 from trackers.lighttrack.model import SearchBranch, build_subnet
 from trackers.runtime import RUNTIMES, check_runtime, onnxruntime_session
 
-LUT_VERSION = 3  # 2: the overhead is fitted on architectures timed in the pieces' rounds; 3: they are kept
+# 2: the overhead is fitted on architectures timed in the pieces' rounds; 3: they are kept; 4: timed over minutes
+LUT_VERSION = 4
 _FIT_STREAM, _VALIDATE_STREAM = 1, 2  # independent random streams for the overhead fit and the validation
 
 
@@ -82,13 +85,22 @@ class Timing:
     """How pieces and architectures are timed: `warmup` untimed calls each, then `rounds` interleaved
     rounds of `runs // rounds` timed calls (one extra untimed call per visit re-warms the caches); each
     is summarised by the `quantile` of its calls (0.5: the median; a low one such as 0.1 keeps the
-    uncontended speed on a loaded machine, where preempted calls inflate the median)."""
+    uncontended speed on a loaded machine, where preempted calls inflate the median). Rounds go on
+    past `rounds` until `window_s` seconds have passed, so that a median spans the machine's slow
+    swings in speed too (tables: `TABLE_TIMING`)."""
 
     runs: int = 120
     warmup: int = 5
     rounds: int = 40  # many short visits: each median spans the whole timing window, not a busy second of it
     fit_archs: int = 8  # end-to-end measured architectures the constant overhead is fitted on
     quantile: float = 0.5
+    window_s: float = 0.0  # more rounds until this long has passed: a median then spans the machine's swings
+
+
+# Tables are timed over at least 5 minutes: a shared machine's speed swings between states that last a
+# minute or two (measured here: 1.0x and 1.4-1.6x), and a 90 s build caught one of them, which a later
+# validation spanning several ranked against (Kendall tau 0.73-0.86); see `Timing.window_s`.
+TABLE_TIMING = Timing(window_s=300.0)
 
 
 def cpu_model() -> str:
@@ -128,13 +140,15 @@ def _threads(count: int) -> Iterator[None]:
 
 def median_times_us(calls: Sequence[Callable[[], object]], timing: Timing) -> list[float]:
     """Microseconds of each call (the `timing.quantile` of its timed calls, by default the median),
-    timed in interleaved rounds (see `Timing`)."""
+    timed in interleaved rounds (see `Timing`): `timing.rounds` of them, more until `timing.window_s` has passed."""
     samples: list[list[float]] = [[] for _ in calls]
     per_round = max(1, timing.runs // timing.rounds)
     for call in calls:
         for _ in range(timing.warmup):
             call()
-    for _ in range(timing.rounds):
+    began, rounds = time.monotonic(), 0
+    while rounds < timing.rounds or time.monotonic() - began < timing.window_s:
+        rounds += 1
         for call, times in zip(calls, samples):
             call()
             for _ in range(per_round):
@@ -250,7 +264,7 @@ class LatencyTable:
         return (low + self.overhead_us) / 1e3, (high + self.overhead_us) / 1e3
 
     @classmethod
-    def build(cls, space: SearchSpace, setting: LatencySetting, timing: Timing = Timing(), seed: int = 0,
+    def build(cls, space: SearchSpace, setting: LatencySetting, timing: Timing = TABLE_TIMING, seed: int = 0,
               progress: bool = False) -> "LatencyTable":
         """Time every distinct piece of the space and `timing.fit_archs` random architectures together, and
         fit the overhead as the median gap between those architectures' time and their pieces' sum."""
@@ -260,8 +274,9 @@ class LatencyTable:
         rng = np.random.default_rng([seed, _FIT_STREAM])
         fit = [space.sample(rng) for _ in range(timing.fit_archs)]
         if progress:
+            span = f" over at least {timing.window_s:.0f} s" if timing.window_s else ""
             print(f"latency table for {space.name} ({setting.describe()}): timing {len(pieces.found)} pieces and "
-                  f"{timing.fit_archs} architectures...", file=sys.stderr, flush=True)
+                  f"{timing.fit_archs} architectures{span}...", file=sys.stderr, flush=True)
         times, measured = _time_pieces_and_archs(pieces.found, space, fit, setting, timing)
         costs = CostTable.build(space, lambda key, build, shapes: (times[key], 0))
         overhead = float(np.median([m - costs.flops(a) for m, a in zip(measured, fit)])) if fit else 0.0
@@ -277,7 +292,7 @@ def table_path(space: SearchSpace, setting: LatencySetting) -> Path:
             f"{space.name}-{space.hash}-{setting.device}-{setting.runtime}-t{setting.threads}-v{LUT_VERSION}.json")
 
 
-def build_latency_table(space: SearchSpace, setting: LatencySetting, timing: Timing = Timing(),
+def build_latency_table(space: SearchSpace, setting: LatencySetting, timing: Timing = TABLE_TIMING,
                         progress: bool = True) -> tuple[LatencyTable, Path]:
     """Build the table and write it to its cache file (replacing any), dropping in-process copies."""
     table = LatencyTable.build(space, setting, timing, progress=progress)
@@ -317,7 +332,7 @@ def read_latency_table(space: SearchSpace, setting: LatencySetting) -> LatencyTa
 
 
 @lru_cache(maxsize=16)
-def latency_table(space: SearchSpace, setting: LatencySetting, timing: Timing = Timing()) -> LatencyTable:
+def latency_table(space: SearchSpace, setting: LatencySetting, timing: Timing = TABLE_TIMING) -> LatencyTable:
     """The space's table for `setting`: from the cache when there is one, else built with `timing` (tens of
     seconds to minutes) and cached."""
     setting.check()
@@ -339,7 +354,7 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def validate_table(space: SearchSpace, setting: LatencySetting, archs: int = 50, seed: int = 0,
-                   timing: Timing = Timing()) -> dict:
+                   timing: Timing = TABLE_TIMING) -> dict:
     """Predicted vs end-to-end measured latency of `archs` random architectures (others than the fit's),
     measured as the table was timed (its `Timing`); `timing` builds the table when none is cached.
 
