@@ -1,7 +1,8 @@
 """Latency lookup table accuracy: predicted vs end-to-end measured per-frame latency, as JSON.
 
     flock /tmp/tracknas-bench.lock python benchmarks/bench_latency_lut.py [--space lighttrack-mobile]
-        [--runtime torch] [--threads 2] [--device cpu] [--archs 50] [--seed 0] [--rebuild] [--quantile 0.5] [--window 300]
+        [--runtime torch] [--threads 2] [--device cpu] [--archs 50] [--seed 0] [--rebuild] [--quantile 0.5]
+        [--window 300]
 
 Builds the space's table for the setting (or reuses the cached one; `--rebuild` times it afresh),
 then measures `--archs` random architectures end to end (the search branch, as `measure_latency`)
@@ -12,13 +13,12 @@ Targets (issue 12, Mobile, torch, 2 threads): MAPE <= 10 %, Kendall tau >= 0.8, 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import time
 
-from nas.cost.lut import (DEVICES, RUNTIMES, TABLE_TIMING, LatencySetting, build_latency_table, latency_table,
-                         validate_table)
+from nas.commands.latency import setting_from_args, timing_from_args
+from nas.cost.lut import DEVICES, RUNTIMES, TABLE_TIMING, build_latency_table, latency_table, validate_table
 from nas.space import load_space
 
 
@@ -32,11 +32,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rebuild", action="store_true", help="time the table afresh instead of using the cache")
     parser.add_argument("--quantile", type=float, default=0.5, help="per-call summary (0.5 median; 0.1 under load)")
-    parser.add_argument("--window", type=float, default=TABLE_TIMING.window_s, help="seconds a new table spans at least")
+    parser.add_argument("--window", type=float, default=TABLE_TIMING.window_s,
+                        help="seconds a new table spans at least")
     args = parser.parse_args()
     space = load_space(args.space)
-    setting = LatencySetting(args.runtime, args.threads, args.device).check()
-    timing = dataclasses.replace(TABLE_TIMING, quantile=args.quantile, window_s=args.window)
+    setting, timing = setting_from_args(args), timing_from_args(args)
     load_before = [round(v, 2) for v in os.getloadavg()]
     start = time.perf_counter()
     if args.rebuild:

@@ -6,34 +6,30 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def int_range(low: int, high: int) -> Callable[[str], int]:
-    """An integer in low..high."""
-    def parse(text: str) -> int:
+def _in_range(convert: Callable[[str], float], name: str, low: float, high: float, expected: str
+              ) -> Callable[[str], float]:
+    """An argparse type: `convert(text)` within [low, high] (NaN fails the comparison), else `expected`."""
+    def parse(text: str) -> float:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
             value = None
         if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected an integer in {low}..{high}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
-    parse.__name__ = "integer"
+    parse.__name__ = name
     return parse
+
+
+def int_range(low: int, high: int) -> Callable[[str], int]:
+    """An integer in low..high."""
+    return _in_range(int, "integer", low, high, f"an integer in {low}..{high}")
 
 
 def number_range(low: float, high: float) -> Callable[[str], float]:
     """A finite number in [low, high]."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:  # NaN fails the comparison too
-            raise argparse.ArgumentTypeError(f"expected a number in [{low:g}, {high:g}], got {text!r}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
+    return _in_range(float, "number", low, high, f"a number in [{low:g}, {high:g}]")
 
 
 def folder(text: str) -> Path:

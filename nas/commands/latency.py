@@ -35,13 +35,15 @@ def _setting_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantile", type=number_range(0.0, 1.0), default=0.5,
                         help="summary of each piece's timed calls when building (default 0.5, the median; "
                              "0.1 resists a loaded machine)")
-    parser.add_argument("--window", type=number_range(0.0, 86_400.0), default=TABLE_TIMING.window_s, metavar="SECONDS",
+    parser.add_argument("--window", type=number_range(0.0, 86_400.0), default=TABLE_TIMING.window_s,
+                        metavar="SECONDS",
                         help=f"time a new table over at least this long (default {TABLE_TIMING.window_s:.0f}): a "
                              "shared machine's speed swings over minutes; 0 on a quiet, dedicated device")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _timing(args: argparse.Namespace) -> Timing:
+def timing_from_args(args: argparse.Namespace) -> Timing:
+    """The table timing of --quantile and --window (also `benchmarks/bench_latency_lut.py`)."""
     return dataclasses.replace(TABLE_TIMING, quantile=args.quantile, window_s=args.window)
 
 
@@ -65,7 +67,7 @@ def _build(args: argparse.Namespace) -> int:
     from nas.space import load_space
 
     space, setting = load_space(args.space), setting_from_args(args)
-    table, path = build_latency_table(space, setting, _timing(args))
+    table, path = build_latency_table(space, setting, timing_from_args(args))
     low, high = table.range_ms()
     info = {"space": space.name, "table": str(path), **table.data["setting"], "pieces": table.data["pieces"],
             "overhead_ms": table.overhead_us / 1e3, "range_ms": {"min": low, "max": high},
@@ -82,7 +84,7 @@ def _validate(args: argparse.Namespace) -> int:
     from nas.space import load_space
 
     space, setting = load_space(args.space), setting_from_args(args)
-    result = validate_table(space, setting, archs=args.archs, seed=args.seed, timing=_timing(args))
+    result = validate_table(space, setting, archs=args.archs, seed=args.seed, timing=timing_from_args(args))
     if args.json:
         print(json.dumps(result))
     else:
